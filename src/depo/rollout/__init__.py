@@ -1,0 +1,1 @@
+"""Running policies in environments and recording trajectories in the shared schema."""
