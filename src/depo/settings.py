@@ -1,5 +1,6 @@
 """Kedro project settings."""
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -7,4 +8,6 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # An environment (test, paper, smollm2) overrides only the keys it names.
     "merge_strategy": {"parameters": "soft"},
+    # `${oc.env:VAR,default}` outside credentials (mlflow.yml's tracking URI) needs registering.
+    "custom_resolvers": {"oc.env": oc.env},
 }

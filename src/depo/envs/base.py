@@ -81,3 +81,24 @@ class TaskSuite(ABC):
 def check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def tasks_to_records(tasks: list[Task]) -> list[dict[str, Any]]:
+    """Tasks as flat rows (spec as JSON text) for a parquet catalog entry."""
+    import json
+
+    return [
+        {"env": t.env, "task_id": t.task_id, "split": t.split, "seed": t.seed,
+         "spec": json.dumps(t.spec, sort_keys=True)}
+        for t in tasks
+    ]
+
+
+def tasks_from_records(rows: list[dict[str, Any]]) -> list[Task]:
+    import json
+
+    return [
+        Task(env=r["env"], task_id=r["task_id"], split=r["split"], seed=int(r["seed"]),
+             spec=json.loads(r["spec"]))
+        for r in rows
+    ]
