@@ -11,3 +11,8 @@ CONFIG_LOADER_ARGS = {
     # `${oc.env:VAR,default}` outside credentials (mlflow.yml's tracking URI) needs registering.
     "custom_resolvers": {"oc.env": oc.env},
 }
+
+from depo.hooks import NodeTimingHook, ParameterValidationHook  # noqa: E402
+
+# kedro-mlflow's own hook is registered by its plugin entry point; these run beside it.
+HOOKS = (ParameterValidationHook(), NodeTimingHook())

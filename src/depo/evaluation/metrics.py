@@ -7,6 +7,8 @@ metric is the mean over its tasks, with a 95 % percentile-bootstrap interval ove
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import polars as pl
 
@@ -104,6 +106,7 @@ def comparison_report(evaluation_metrics: pl.DataFrame, target: str = "depo", ba
                 if (env, baseline) not in by_key:
                     continue
                 old = by_key[(env, baseline)]
-                cells = [f"{relative_change(new[m], old[m]):+.1%}" for m in ("success", "reward", "t_all", "s_all", "tokens_per_step")]
+                changes = [relative_change(new[m], old[m]) for m in ("success", "reward", "t_all", "s_all", "tokens_per_step")]
+                cells = ["n/a" if math.isnan(change) else f"{change:+.1%}" for change in changes]
                 lines.append(f"| {env} | {baseline} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

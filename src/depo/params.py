@@ -1,0 +1,281 @@
+"""Every parameters block, validated once when a pipeline starts (`depo.hooks.ParameterValidationHook`).
+
+A wrong value fails before any node runs, with a message naming the parameter (`mcts.simulations:
+must be >= 1`), so a long run never dies halfway on a typo. Unknown keys are errors too. Training
+blocks are checked by building their `TrainingArguments` configs, which own those rules.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from depo.envs import ENV_NAMES
+
+Probability = float
+
+
+class Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _known_envs(names: Any) -> Any:
+    unknown = [n for n in (names if isinstance(names, (list, dict)) else []) if n not in ENV_NAMES]
+    if unknown:
+        raise ValueError(f"unknown environment(s) {unknown}; expected some of {list(ENV_NAMES)}")
+    return names
+
+
+class BabyAIParams(Block):
+    levels: list[str] | None = None
+    max_steps: PositiveInt = 20
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_exist(cls, levels):
+        if levels is not None:
+            from depo.envs.babyai.levels import check_levels
+
+            check_levels(levels)
+        return levels
+
+
+class WebShopParams(Block):
+    max_steps: PositiveInt = 15
+    goal_seed: int = 233
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+
+class MathParams(Block):
+    benchmarks: list[Literal["gsm8k", "math", "simuleq"]] | None = None
+    max_steps: PositiveInt = 1
+
+
+class EnvsParams(Block):
+    babyai: BabyAIParams = BabyAIParams()
+    webshop: WebShopParams = WebShopParams()
+    math: MathParams = MathParams()
+
+
+class WebShopCatalogParams(Block):
+    items_path: str | None = None
+    attributes_path: str | None = None
+    n_products: PositiveInt = 300
+    seed: int = 0
+
+
+class MathDataParams(Block):
+    source: Literal["generated", "jsonl", "hub"]
+    n_per_benchmark: PositiveInt
+    seed: int = 0
+    paths: dict[Literal["gsm8k", "math", "simuleq"], str] = {}
+    benchmarks: list[Literal["gsm8k", "math", "simuleq"]]
+
+    @model_validator(mode="after")
+    def _paths_for_jsonl(self):
+        if self.source == "jsonl" and not self.paths:
+            raise ValueError("source 'jsonl' needs paths: {benchmark: file.jsonl}")
+        return self
+
+
+class RolloutsParams(Block):
+    envs: list[str]
+    seed: int = 0
+    n_train_tasks: dict[str, int]
+    n_test_tasks: dict[str, int]
+    _envs = field_validator("envs", "n_train_tasks", "n_test_tasks")(_known_envs)
+
+    @model_validator(mode="after")
+    def _counts(self):
+        for split in ("n_train_tasks", "n_test_tasks"):
+            counts = getattr(self, split)
+            for env in self.envs:
+                if counts.get(env, 0) < 1:
+                    raise ValueError(f"{split}.{env} must be a positive number of tasks")
+        return self
+
+
+class TinyModelParams(Block):
+    vocab_size: int = Field(ge=261)
+    hidden_size: PositiveInt
+    num_layers: PositiveInt
+    num_heads: PositiveInt
+    intermediate_size: PositiveInt
+    max_position_embeddings: PositiveInt
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        return self
+
+
+def _training_config(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Build the TrainingArguments subclass so its own checks run now (no output is written)."""
+    from depo.training import BCConfig, DEPOConfig
+
+    config_class = BCConfig if kind == "bc" else DEPOConfig
+    try:
+        config_class(output_dir="unused-validation-dir", **settings)
+    except (TypeError, ValueError) as error:
+        raise ValueError(str(error)) from None
+    return settings
+
+
+class CorpusParams(Block):
+    envs: list[str]
+    n_tasks: dict[str, PositiveInt]
+    math_problems_per_benchmark: PositiveInt
+    seed: int = 0
+    verbose_probability: Probability = Field(ge=0, le=1)
+    detour_probability: Probability = Field(ge=0, le=1)
+    keep_failed: bool = False
+    _envs = field_validator("envs", "n_tasks")(_known_envs)
+
+
+class BaseModelParams(Block):
+    corpus: CorpusParams
+    training: dict[str, Any]
+    output_dir: str
+
+    @field_validator("training")
+    @classmethod
+    def _training(cls, training):
+        return _training_config("bc", training)
+
+
+class EndpointParams(Block):
+    model_config = ConfigDict(extra="allow")
+    base_url: str
+    model: str
+
+
+class ProposerParams(Block):
+    type: Literal["expert", "endpoint"]
+    verbose_probability: Probability = Field(0.5, ge=0, le=1)
+    endpoint: EndpointParams | None = None
+
+
+class MCTSParams(Block):
+    envs: list[str]
+    n_tasks: dict[str, PositiveInt]
+    simulations: PositiveInt
+    num_proposals: PositiveInt
+    exploration: float = Field(ge=0)
+    max_depth: PositiveInt
+    rollout_policy: Literal["expert", "random"]
+    seed: int = 0
+    proposer: ProposerParams
+    _envs = field_validator("envs", "n_tasks")(_known_envs)
+
+
+class ThresholdParams(Block):
+    desirable_min_reward: float
+    undesirable_reward_range: tuple[float, float]
+    step_limit: int | None = Field(None, ge=2)
+
+
+class RewriterParams(Block):
+    type: Literal["rule", "endpoint"]
+    max_words: PositiveInt = 40
+    endpoint: EndpointParams | None = None
+
+
+class LabelingParams(Block):
+    seed: int = 0
+    rewriter: RewriterParams
+    thresholds: dict[str, ThresholdParams]
+    _envs = field_validator("thresholds")(_known_envs)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _consistent(cls, thresholds):
+        from depo.labeling import thresholds_from_params
+
+        thresholds_from_params({env: block.model_dump() for env, block in thresholds.items()})
+        return thresholds
+
+
+class BCParams(Block):
+    training: dict[str, Any]
+    output_dir: str
+
+    @field_validator("training")
+    @classmethod
+    def _training(cls, training):
+        return _training_config("bc", training)
+
+
+class VariantParams(Block):
+    model_config = ConfigDict(extra="allow")  # any DEPOConfig field; checked with the shared block
+    name: str
+    output_dir: str
+
+
+class EvaluationParams(Block):
+    stages: list[Literal["base", "bc", "kto", "depo", "depo_penalty"]]
+    envs: list[str]
+    n_tasks: dict[str, PositiveInt]
+    max_new_tokens: PositiveInt
+    history_turns: PositiveInt | None = None
+    batch_size: PositiveInt
+    bootstrap_resamples: PositiveInt
+    seed: int = 0
+    _envs = field_validator("envs", "n_tasks")(_known_envs)
+
+
+BLOCKS: dict[str, type[Block]] = {
+    "envs": EnvsParams,
+    "webshop_catalog": WebShopCatalogParams,
+    "math_data": MathDataParams,
+    "rollouts": RolloutsParams,
+    "tiny_model": TinyModelParams,
+    "base_model": BaseModelParams,
+    "mcts": MCTSParams,
+    "labeling": LabelingParams,
+    "bc": BCParams,
+    "evaluation": EvaluationParams,
+}
+VARIANT_BLOCKS = ("depo", "kto", "depo_penalty")
+
+
+class ParameterError(ValueError):
+    """One or more parameters are invalid; the message names each as `block.key.subkey`."""
+
+
+def _describe(block: str, error: ValidationError) -> list[str]:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in (block, *problem["loc"]))
+        lines.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
+def validate_parameters(params: dict[str, Any], names: set[str]) -> None:
+    """Validate the top-level blocks in `names` (those a pipeline reads); raise naming every bad one."""
+    problems: list[str] = []
+    for name in sorted(names):
+        if name not in params:
+            continue
+        value = params[name]
+        try:
+            if name in BLOCKS:
+                BLOCKS[name].model_validate(value)
+            elif name in VARIANT_BLOCKS:
+                variant = VariantParams.model_validate(value.get("variant", {}))
+                shared = params.get("preference_training", {})
+                settings = {**shared, **variant.model_dump(exclude={"name", "output_dir"})}
+                try:
+                    _training_config("depo", settings)
+                except ValueError as error:
+                    problems.append(f"{name}.variant (with preference_training): {error}")
+        except ValidationError as error:
+            problems += _describe(name, error)
+    if "preference_training" in names and not any(v in names for v in VARIANT_BLOCKS):
+        try:
+            _training_config("depo", params.get("preference_training", {}))
+        except ValueError as error:
+            problems.append(f"preference_training: {error}")
+    if problems:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))

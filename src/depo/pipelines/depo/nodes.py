@@ -1,0 +1,23 @@
+"""Preference training from the BC model: DEPO, and KTO and the penalty variant as namespaced copies."""
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from depo.policy.base import PolicyModel
+from depo.tracking import log_metrics, log_training_history
+from depo.training import DEPOConfig, train_depo
+
+
+def train_preference_model(
+    bc_model: PolicyModel, depo_dataset: pl.DataFrame, preference_training: dict[str, Any], variant: dict[str, Any]
+) -> PolicyModel:
+    """DEPO/KTO training; `variant` (alphas, penalty, placement, output_dir) overrides the shared settings."""
+    settings = {**preference_training, **variant}
+    name, output_dir = settings.pop("name"), settings.pop("output_dir")
+    config = DEPOConfig(output_dir=output_dir, **settings)
+    outcome = train_depo(bc_model, depo_dataset, config, output_dir)
+    log_training_history(outcome.log_history, prefix=name)
+    log_metrics({f"{name}/dropped_too_long": outcome.dropped_too_long})
+    return outcome.policy

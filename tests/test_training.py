@@ -1,0 +1,278 @@
+"""BC and DEPO training on a tiny model: masking, learning, TRL equivalence, resuming."""
+from __future__ import annotations
+
+import copy
+import random
+import shutil
+
+import polars as pl
+import pytest
+import torch
+from peft import PeftModel
+from transformers.trainer_utils import get_last_checkpoint
+
+from depo.labeling.labels import DEPO_DATASET_SCHEMA
+from depo.policy.base import PolicyModel
+from depo.policy.lora import add_lora, adapter_disabled
+from depo.policy.tiny import build_tiny_model
+from depo.policy.tokenizer import END, train_tokenizer
+from depo.training import BCConfig, DEPOConfig, DEPOTrainer, sequence_logps, train_bc, train_depo
+from depo.training.data import SFTCollator, pad_right, tokenize_conversation, tokenize_frame
+
+SYSTEM_PROMPT = "You walk a grid. Answer with a Thought and an Action."
+DIRECTIONS = ("north", "south", "east", "west")
+OBJECTS = ("key", "ball", "box", "door")
+COLORS = ("red", "green", "blue", "yellow")
+QUIET = dict(use_cpu=True, dataloader_num_workers=0, report_to="none", disable_tqdm=True, logging_steps=1,
+             save_strategy="no", seed=0)
+
+
+def observation(rng: random.Random) -> tuple[str, str]:
+    direction = rng.choice(DIRECTIONS)
+    return f"You see a {rng.choice(COLORS)} {rng.choice(OBJECTS)} to the {direction}.", direction
+
+
+def good_turn(direction: str) -> str:
+    return f"Thought: the goal is {direction}. Action: go {direction}"
+
+
+def bad_turn(rng: random.Random) -> str:
+    return f"Thought: I am lost, maybe wait. Action: turn {rng.choice(['left', 'right'])} and wait"
+
+
+def conversation(rng: random.Random, desirable: bool, steps: int) -> list[dict]:
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for _ in range(steps):
+        text, direction = observation(rng)
+        messages.append({"role": "user", "content": text})
+        messages.append({"role": "assistant", "content": good_turn(direction) if desirable else bad_turn(rng)})
+    return messages
+
+
+def depo_frame(tokenizer, conversations: list[list[dict]], labels: list[bool]) -> pl.DataFrame:
+    """A depo_dataset frame (DEPO_DATASET_SCHEMA) with token counts from `tokenizer`."""
+    records = []
+    for i, (messages, label) in enumerate(zip(conversations, labels, strict=True)):
+        turns = [m["content"] for m in messages if m["role"] == "assistant"]
+        total = sum(len(tokenizer(turn)["input_ids"]) for turn in turns)
+        records.append({
+            "env": "grid", "task_id": f"task-{i}", "split": "train", "trajectory_id": f"t{i}", "source": "synthetic",
+            "messages": messages, "label": label, "reward": 1.0 if label else 0.0, "steps": len(turns),
+            "total_tokens": total, "avg_tokens_per_step": total / len(turns), "data_fraction_rank": i,
+        })
+    return pl.DataFrame(records, schema=DEPO_DATASET_SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    rng = random.Random(0)
+    texts = [SYSTEM_PROMPT]
+    for _ in range(300):
+        text, direction = observation(rng)
+        texts += [text, good_turn(direction), bad_turn(rng)]
+    return train_tokenizer(texts, vocab_size=500)
+
+
+def tiny_model(tokenizer, seed: int = 0):
+    return build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def mixed_frame(tokenizer) -> pl.DataFrame:
+    """Short successful and longer failing multi-turn trajectories, labels interleaved."""
+    rng = random.Random(1)
+    labels = [i % 2 == 0 for i in range(16)]
+    conversations = [conversation(rng, label, rng.randint(1, 2) if label else rng.randint(2, 3)) for label in labels]
+    return depo_frame(tokenizer, conversations, labels)
+
+
+def test_assistant_mask_covers_exactly_the_assistant_turns(tokenizer):
+    messages = conversation(random.Random(2), desirable=True, steps=3)
+    tokenized = tokenize_conversation(messages, tokenizer)
+    runs, current = [], []
+    for token, masked in zip(tokenized.input_ids, tokenized.assistant_mask):
+        if masked:
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    decoded = [tokenizer.decode(run, skip_special_tokens=False) for run in runs]
+    assert decoded == [m["content"] + END for m in messages if m["role"] == "assistant"]
+    # the prompt x ends with the first generation prompt
+    assert tokenized.assistant_mask[tokenized.prompt_length - 1] == 0 and tokenized.assistant_mask[
+        tokenized.prompt_length] == 1
+
+
+def test_bc_lowers_the_sft_loss(tokenizer, mixed_frame, tmp_path):
+    torch.manual_seed(0)
+    bc_frame = mixed_frame.filter(pl.col("label"))
+    rows, _ = tokenize_frame(bc_frame, tokenizer, max_length=None)
+    batch = SFTCollator(tokenizer.pad_token_id)(rows)
+
+    def sft_loss(model) -> float:
+        with torch.no_grad():
+            return model.eval()(**batch).loss.item()
+
+    policy = PolicyModel(tiny_model(tokenizer), tokenizer)
+    before = sft_loss(policy.model)
+    config = BCConfig(output_dir=str(tmp_path), finetuning="full", learning_rate=3e-3, num_train_epochs=4,
+                      per_device_train_batch_size=4, **QUIET)
+    outcome = train_bc(policy, bc_frame, config, tmp_path)
+    after = sft_loss(outcome.policy.model)
+    assert after < before - 0.5
+    losses = [entry["loss"] for entry in outcome.log_history if "loss" in entry]
+    assert losses[-1] < losses[0]
+
+
+def test_depo_raises_desirable_rewards(tokenizer, mixed_frame, tmp_path):
+    torch.manual_seed(0)
+    config = DEPOConfig(output_dir=str(tmp_path), learning_rate=1e-2, num_train_epochs=4,
+                        per_device_train_batch_size=4, beta=0.5, alpha_tokens=1.0, alpha_steps=1.0, lora_r=4,
+                        lora_alpha=8, **QUIET)
+    bc_model = tiny_model(tokenizer)
+    reference = copy.deepcopy(bc_model)
+    outcome = train_depo(PolicyModel(bc_model, tokenizer), mixed_frame, config, tmp_path)
+
+    steps = [entry for entry in outcome.log_history if "loss" in entry]
+    assert len(steps) == 16  # 16 rows / 4 per batch × 4 epochs
+    expected_keys = {"loss", "learning_rate", "kl", "rewards/desirable", "rewards/undesirable", "bonus/mean",
+                     "train_tokens_per_second"}
+    assert expected_keys <= set(steps[0])
+    # a fresh adapter (B = 0) is the reference: step 1 has zero implied rewards
+    assert steps[0]["rewards/desirable"] == 0.0 and steps[0]["rewards/undesirable"] == 0.0
+    last_epoch = steps[-4:]
+    assert sum(step["rewards/desirable"] for step in last_epoch) > 0 > sum(
+        step["rewards/undesirable"] for step in last_epoch)
+    assert steps[-1]["loss"] < steps[0]["loss"]
+
+    # the merged model against the BC model, on every trajectory
+    trained = outcome.policy.model
+    assert not isinstance(trained, PeftModel)
+    rows, _ = tokenize_frame(mixed_frame, tokenizer, None, columns=("label",))
+    ids = pad_right([row["input_ids"] for row in rows], tokenizer.pad_token_id)
+    attention = pad_right([[1] * len(row["input_ids"]) for row in rows], 0)
+    assistant = pad_right([row["assistant_mask"] for row in rows], 0)
+    desirable = torch.tensor([row["label"] for row in rows])
+    with torch.no_grad():
+        log_ratio = sequence_logps(trained, ids, attention, assistant) - sequence_logps(reference, ids, attention,
+                                                                                        assistant)
+    assert log_ratio[desirable].mean() > 0 > log_ratio[~desirable].mean()
+
+
+def test_zero_bonus_equals_trl_kto(tokenizer, tmp_path):
+    """One step of trl.KTOTrainer and of DEPOTrainer (α1 = α2 = 0) on the same batch give the same loss and kl.
+
+    Made exact by: single-assistant-turn trajectories (TRL supervises the whole completion, we supervise
+    assistant tokens: identical here, asserted below); TRL's rows fed in our planned batch order, so its
+    rotation builds the same mismatched pairs; the same LoRA policy with a non-zero adapter on both sides
+    (a fresh adapter would make every log-ratio 0 and the test vacuous); TRL's reference a separate copy of
+    the base weights (`ref_model`), ours the adapter disabled; precomputed reference log-probs on both;
+    fp32 everywhere (TRL's bf16 and gradient checkpointing defaults switched off).
+    """
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    rng = random.Random(3)
+    labels = [True, False, True, False]
+    conversations = [conversation(rng, label, steps=1) for label in labels]
+    frame = depo_frame(tokenizer, conversations, labels)
+    base = tiny_model(tokenizer, seed=1)
+    torch.manual_seed(0)
+    policy = add_lora(copy.deepcopy(base), r=4, alpha=8)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    trl_policy = copy.deepcopy(policy)
+    shared = dict(QUIET, per_device_train_batch_size=4, max_steps=1, learning_rate=1e-3, beta=0.2)
+
+    rows, _ = tokenize_frame(frame, tokenizer, None, columns=("label", "steps", "avg_tokens_per_step"))
+    depo_trainer = DEPOTrainer(policy, DEPOConfig(output_dir=str(tmp_path / "depo"), alpha_tokens=0.0,
+                                                  alpha_steps=0.0, **shared), rows, tokenizer)
+    order = [row["row_index"] for row in depo_trainer.train_dataset]
+    depo_trainer.train()
+
+    dataset = Dataset.from_list([
+        {"prompt": conversations[i][:-1], "completion": conversations[i][-1:], "label": labels[i]} for i in order
+    ])
+    trl_trainer = KTOTrainer(
+        model=trl_policy, ref_model=copy.deepcopy(base), processing_class=tokenizer, train_dataset=dataset,
+        args=KTOConfig(output_dir=str(tmp_path / "trl"), precompute_ref_log_probs=True, bf16=False,
+                       gradient_checkpointing=False, max_length=None, **shared),
+    )
+    for ours, theirs in zip(depo_trainer.train_dataset, trl_trainer.train_dataset, strict=True):
+        assert ours["input_ids"] == theirs["prompt_ids"] + theirs["completion_ids"]
+        assert ours["kl_input_ids"] == theirs["prompt_ids"] + theirs["KL_completion_ids"]
+        assert ours["assistant_mask"] == [0] * len(theirs["prompt_ids"]) + [1] * len(theirs["completion_ids"])
+        assert ours["reference_logps"] == pytest.approx(theirs["ref_logps"], abs=1e-5)
+    trl_trainer.train()
+
+    depo_step, trl_step = depo_trainer.state.log_history[0], trl_trainer.state.log_history[0]
+    assert depo_step["kl"] > 0  # the reference point is in play, not clamped
+    assert depo_step["loss"] == pytest.approx(trl_step["loss"], abs=1e-5)
+    assert depo_step["kl"] == pytest.approx(trl_step["kl"], abs=1e-5)
+    assert depo_step["grad_norm"] == pytest.approx(trl_step["grad_norm"], rel=1e-4)  # same gradient, none via z0
+    assert depo_step["rewards/desirable"] * 0.2 == pytest.approx(trl_step["rewards/chosen"], abs=1e-5)
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tokenizer, mixed_frame, tmp_path):
+    """A run stopped after its step-4 checkpoint (later checkpoints removed, as after a kill) and resumed by a
+    fresh trainer ends with the same loss and weights as a run that never stopped; step 4 is mid-epoch."""
+    config = DEPOConfig(output_dir="unused", learning_rate=5e-3, max_steps=7, per_device_train_batch_size=4,
+                        data_fraction=0.75,  # 12 rows: 3 batches per epoch
+                        lora_r=4, lora_alpha=8, resume=True, **dict(QUIET, save_strategy="steps", save_steps=4))
+
+    def run(output_dir):
+        torch.manual_seed(0)
+        return train_depo(PolicyModel(tiny_model(tokenizer), tokenizer), mixed_frame, config, output_dir)
+
+    uninterrupted = run(tmp_path / "uninterrupted")
+    first = run(tmp_path / "killed")
+    checkpoints = sorted((tmp_path / "killed").glob("checkpoint-*"))
+    assert [path.name for path in checkpoints] == ["checkpoint-4", "checkpoint-7"]
+    shutil.rmtree(checkpoints[-1])
+    assert get_last_checkpoint(str(tmp_path / "killed")).endswith("checkpoint-4")
+    resumed = run(tmp_path / "killed")
+
+    final_loss = [entry["loss"] for entry in uninterrupted.log_history if "loss" in entry][-1]
+    resumed_losses = [entry["loss"] for entry in resumed.log_history if "loss" in entry]
+    assert len(resumed_losses) == 7
+    assert resumed_losses[-1] == pytest.approx(final_loss, abs=1e-6)
+    assert [entry["loss"] for entry in first.log_history if "loss" in entry][-1] == pytest.approx(final_loss, abs=1e-6)
+    expected = uninterrupted.policy.model.state_dict()
+    for name, value in resumed.policy.model.state_dict().items():
+        torch.testing.assert_close(value, expected[name], atol=1e-6, rtol=0)
+
+
+def test_depo_trainer_needs_a_lora_model(tokenizer, mixed_frame, tmp_path):
+    rows, _ = tokenize_frame(mixed_frame, tokenizer, None, columns=("label", "steps", "avg_tokens_per_step"))
+    config = DEPOConfig(output_dir=str(tmp_path), **QUIET)
+    with pytest.raises(TypeError, match="LoRA"):
+        DEPOTrainer(tiny_model(tokenizer), config, rows, tokenizer)
+
+
+def test_reference_logps_come_from_the_adapter_disabled(tokenizer, mixed_frame, tmp_path):
+    rows, _ = tokenize_frame(mixed_frame, tokenizer, None, columns=("label", "steps", "avg_tokens_per_step"))
+    torch.manual_seed(0)
+    model = add_lora(tiny_model(tokenizer), r=4, alpha=8)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    trainer = DEPOTrainer(model, DEPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, **QUIET),
+                          rows, tokenizer)
+    batch = trainer.data_collator(trainer.train_dataset[4:8])
+    with torch.no_grad(), adapter_disabled(model):
+        reference = sequence_logps(model, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_assistant_mask"])
+    torch.testing.assert_close(batch["reference_kl_logps"], reference, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        policy = sequence_logps(model, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_assistant_mask"])
+    assert not torch.allclose(policy, reference, atol=1e-3)
+    # successful trajectories are the short ones here, yet every planned batch holds both labels
+    planned = trainer.train_dataset
+    assert len(planned) == 16 and all(row["kl_partner_row_index"] != row["row_index"] for row in planned)
+    for start in range(0, 16, 4):
+        assert sorted(row["label"] for row in planned[start : start + 4]) == [False, False, True, True]
