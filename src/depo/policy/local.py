@@ -51,7 +51,8 @@ class LocalGenerator:
         if not self.stop_ids:
             raise ValueError(f"model {self.name!r} has no eos token id to stop generation at")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
-        self._prefix_store = _PrefixStore(max_bytes=int(prefix_cache_mb * 2**20))
+        # A rollout step needs the previous step's sequences of every episode in the batch.
+        self._prefix_store = _PrefixStore(max_bytes=int(prefix_cache_mb * 2**20), max_entries=2 * max_batch_size)
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:
         """The chat-template tokens of `messages` followed by the assistant generation prompt."""
@@ -211,11 +212,12 @@ class _PrefixStore:
     In a rollout the next prompt of an episode extends its previous prompt and completion, and all
     prompts share the system prompt. Entries hold only for the weights they were computed with:
     any in-place parameter update, adapter switch or train/eval change empties the store. The
-    oldest entries are dropped beyond `max_bytes`.
+    oldest entries are dropped beyond `max_bytes` or `max_entries` (each lookup scans them all).
     """
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, max_entries: int):
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         # (token ids, per-layer keys and values, bytes), oldest first
         self._entries: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], int]] = []
         self._stored_bytes = 0
@@ -258,7 +260,7 @@ class _PrefixStore:
         ]
         self._entries.append((entry_ids, [(keys.clone(), values.clone()) for keys, values in states], entry_bytes))
         self._stored_bytes = sum(entry[2] for entry in self._entries)
-        while self._stored_bytes > self.max_bytes:
+        while self._stored_bytes > self.max_bytes or len(self._entries) > self.max_entries:
             self._stored_bytes -= self._entries.pop(0)[2]
 
 
