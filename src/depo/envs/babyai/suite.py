@@ -11,21 +11,14 @@ from depo.envs.base import Task, TaskSuite, check_split
 # minigrid seeds per split: train draws from the lower half, test from the upper, so no task is in both.
 SEED_RANGES = {"train": (0, 2**30), "test": (2**30, 2**31)}
 
-SYSTEM_PROMPT = """You are an agent in BabyAI, a grid world of rooms connected by doors. Each observation gives your goal, the objects in your 7x7 field of view with their positions in steps relative to you (walls and closed doors hide what is behind them), what you are carrying, and the actions available now.
-
-Actions:
-- "turn left", "turn right": turn in place.
-- "move forward": step one cell ahead.
-- "pickup", "drop", "toggle": pick up the object in front of you, drop what you carry in front of you, open or close the door in front of you.
-- "go to <color> <type> <n>": walk up to a visible object and face it.
-- "pickup <color> <type> <n>": walk up to a visible object and pick it up (you can carry one object).
-- "put next to <color> <type> <n>": carry what you hold to a free cell beside a visible object and drop it there.
-- "go through <color> open door <n>": walk through a visible open door.
-- "toggle and go through <color> closed door <n>": open a visible door and walk through it (a locked door needs a key of its color).
-<n> tells apart visible objects of the same color and type, 1 being the nearest. Each action counts as one step, and you have a limited number of steps, so reach the goal in as few actions as you can. Use only actions from the "Available actions" list.
-
-Reply in exactly this format:
-Thought: <a short reasoning about what to do next>
+# Kept short on purpose: it opens every conversation, so its length is paid at every training and
+# decoding step (the available actions are listed in each observation anyway).
+SYSTEM_PROMPT = """You are an agent in BabyAI, a grid world of rooms joined by doors. Each observation gives your goal, the objects you see with their position in steps relative to you, what you carry, and the available actions.
+Moves: "turn left", "turn right", "move forward", "pickup", "drop", "toggle" (open the door in front of you).
+Macros walk to a visible object: "go to", "pickup", "put next to", "go through <color> open door <n>", "toggle and go through <color> closed door <n>"; <n> = 1 is the nearest of its kind.
+Every action is one step: reach the goal in as few as you can, using only available actions.
+Reply as:
+Thought: <short reasoning>
 Action: <one available action>"""
 
 
