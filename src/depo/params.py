@@ -225,6 +225,33 @@ class EvaluationParams(Block):
     _envs = field_validator("envs", "n_tasks")(_known_envs)
 
 
+class BenchmarksParams(Block):
+    repeats: PositiveInt
+    seed: int = 0
+    torch_threads: PositiveInt | None = None
+    corpus_tasks: PositiveInt
+    rollout_tasks: PositiveInt
+    rollout_batch_size: PositiveInt
+    rollout_max_steps: PositiveInt
+    max_new_tokens: PositiveInt
+    history_turns: PositiveInt | None = None
+    trainer_tasks: PositiveInt
+    trainer_batch_size: int = Field(ge=2)  # DEPO's reference point needs two rows per batch
+    mcts_tasks: PositiveInt
+    scaling_tasks: PositiveInt
+    scaling_multiples: list[PositiveInt] = Field(min_length=2)
+    flops_tasks: PositiveInt
+    flops_batch_size: PositiveInt
+    matmul_size: PositiveInt
+
+    @field_validator("scaling_multiples")
+    @classmethod
+    def _distinct(cls, multiples):
+        if len(set(multiples)) < 2:
+            raise ValueError(f"needs at least two distinct multiples to fit a growth exponent, got {multiples}")
+        return multiples
+
+
 BLOCKS: dict[str, type[Block]] = {
     "envs": EnvsParams,
     "webshop_catalog": WebShopCatalogParams,
@@ -236,6 +263,7 @@ BLOCKS: dict[str, type[Block]] = {
     "labeling": LabelingParams,
     "bc": BCParams,
     "evaluation": EvaluationParams,
+    "benchmarks": BenchmarksParams,
 }
 VARIANT_BLOCKS = ("depo", "kto", "depo_penalty")
 

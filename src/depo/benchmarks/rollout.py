@@ -1,0 +1,43 @@
+"""Throughput of the batched rollout engine against plain one-episode-at-a-time `model.generate`."""
+from __future__ import annotations
+
+import torch
+
+from depo.benchmarks.measurement import Measurement, Target, interleaved, ratios, timed
+from depo.envs.base import Task, TaskSuite
+from depo.policy.base import GenerationConfig, PolicyModel
+from depo.policy.local import LocalGenerator
+from depo.policy.rollouts import rollout
+
+ROLLOUT_SPEEDUP_TARGET = Target(">=", 8)
+
+
+def env_steps_per_second(generator: LocalGenerator, suite: TaskSuite, tasks: list[Task], config: GenerationConfig,
+                         history_turns: int | None, batch_size: int) -> float:
+    frame, seconds = timed(lambda: rollout(generator, suite, tasks, source="benchmark", config=config,
+                                           history_turns=history_turns, batch_size=batch_size, progress=False))
+    return frame.height / seconds  # one row per env step
+
+
+def rollout_speedup(policy: PolicyModel, suite: TaskSuite, tasks: list[Task], max_new_tokens: int,
+                    history_turns: int | None, batch_size: int, repeats: int) -> Measurement:
+    """Env steps/s of `rollout` with `batch_size` episodes and the prefix-cached decoder, ÷ env steps/s of
+    one episode at a time with one `model.generate` call per step; same model, tasks, greedy decoding."""
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False)
+    batched = LocalGenerator(policy, max_batch_size=batch_size, decoder="cached_loop")
+    sequential = LocalGenerator(policy, max_batch_size=1, decoder="hf_generate")
+    pairs = interleaved(
+        lambda: env_steps_per_second(batched, suite, tasks, config, history_turns, batch_size),
+        lambda: env_steps_per_second(sequential, suite, tasks, config, history_turns, 1),
+        repeats,
+    )
+    return Measurement(
+        "rollout_speedup", "x", ratios(pairs), ROLLOUT_SPEEDUP_TARGET,
+        details={
+            "batched_env_steps_per_s": [a for a, _ in pairs],
+            "sequential_env_steps_per_s": [b for _, b in pairs],
+            "n_tasks": len(tasks), "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+            "max_steps": suite.max_steps, "history_turns": history_turns, "torch_threads": torch.get_num_threads(),
+            "parameters": sum(p.numel() for p in policy.model.parameters()),
+        },
+    )
