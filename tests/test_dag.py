@@ -13,7 +13,7 @@ import pytest
 
 from depo.labeling.labels import DEPO_DATASET_SCHEMA
 from depo.schema import TOKEN_COLUMNS, validate_frame
-from tests.conftest import make_project_copy, run_kedro
+from tests.conftest import make_project_copy
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +23,12 @@ PIPELINE_ORDER = ["rollouts", "base_model", "mcts", "labeling", "bc", "depo", "e
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
+    """`kedro run --env test` in a fresh process, as a user runs it (MLflow state starts clean)."""
     project = make_project_copy(tmp_path_factory.mktemp("dag") / "project")
-    run_kedro(project, ["__default__"])
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    result = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return project
 
 

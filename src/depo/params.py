@@ -134,17 +134,6 @@ class CorpusParams(Block):
     _envs = field_validator("envs", "n_tasks")(_known_envs)
 
 
-class BaseModelParams(Block):
-    corpus: CorpusParams
-    training: dict[str, Any]
-    output_dir: str
-
-    @field_validator("training")
-    @classmethod
-    def _training(cls, training):
-        return _training_config("bc", training)
-
-
 class EndpointParams(Block):
     model_config = ConfigDict(extra="allow")
     base_url: str
@@ -205,6 +194,12 @@ class BCParams(Block):
     @classmethod
     def _training(cls, training):
         return _training_config("bc", training)
+
+
+class BaseModelParams(BCParams):
+    """Instruct-style training of the tiny model: BC's settings plus the corpus it trains on."""
+
+    corpus: CorpusParams
 
 
 class VariantParams(Block):

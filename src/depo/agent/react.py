@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 _THOUGHT = re.compile(r"^\s*Thought\s*:\s*", re.IGNORECASE)
-_ACTION = re.compile(r"^\s*Action\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_ACTION = re.compile(r"^[^\S\n]*Action\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 MAX_ACTION_CHARS = 300
 
 

@@ -26,15 +26,7 @@ def tiny_policy(suite: TaskSuite, model_shape: Mapping[str, Any], corpus_tasks: 
     """A BPE tokenizer trained on `suite`'s expert and random episodes, and a random tiny Llama of `model_shape`
     (the `tiny_model` parameters block)."""
     tokenizer = train_tokenizer(environment_corpus([suite], corpus_tasks, seed), vocab_size=model_shape["vocab_size"])
-    model = build_tiny_model(
-        tokenizer,
-        hidden_size=model_shape["hidden_size"],
-        num_layers=model_shape["num_layers"],
-        num_heads=model_shape["num_heads"],
-        intermediate_size=model_shape["intermediate_size"],
-        max_position_embeddings=model_shape["max_position_embeddings"],
-        seed=model_shape.get("seed", 0),
-    )
+    model = build_tiny_model(tokenizer, **{k: v for k, v in model_shape.items() if k != "vocab_size"})
     return PolicyModel(model=model, tokenizer=tokenizer)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 
 from depo.policy.base import PolicyModel
-from depo.policy.loading import load_policy
+from depo.policy.loading import check_model_source, load_policy
 from depo.policy.lora import merged_copy
 
 
@@ -46,6 +46,11 @@ class ModelDirectoryDataset(AbstractVersionedDataset[PolicyModel, PolicyModel]):
 
     def load(self) -> PolicyModel:
         return load_policy(get_filepath_str(self._get_load_path(), self._protocol), **self._load_args)
+
+    def check(self) -> str:
+        """The directory a load would read, checked without reading weights (config, weight files and
+        their headers; see `depo.policy.loading.check_model_source`); errors name the directory."""
+        return check_model_source(get_filepath_str(self._get_load_path(), self._protocol))
 
     def save(self, data: PolicyModel) -> None:
         if not isinstance(data, PolicyModel):

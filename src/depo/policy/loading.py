@@ -7,6 +7,7 @@ dequantises it to a plain float model on load.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import re
 from pathlib import Path
 
@@ -48,6 +49,29 @@ def load_policy(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return PolicyModel(model=model.to(device).eval(), tokenizer=tokenizer)
+
+
+def check_model_source(name_or_path: str | Path, gguf_file: str | None = None) -> str:
+    """What `load_policy` would read, checked without reading weights: the directory exists, its
+    `config.json` is JSON and its safetensors headers parse (a truncated copy fails here). A hub id
+    is returned unchecked (checking it needs the network); errors name the path and the problem."""
+    source = _resolve_source(str(name_or_path), gguf_file)
+    path = Path(source)
+    if not path.is_dir() or gguf_file is not None:
+        return source
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"model directory {source!r}: config.json is not valid JSON ({error})") from None
+    from safetensors import safe_open
+
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt") as handle:
+                handle.keys()
+        except Exception as error:  # safetensors raises its own error types for a bad header
+            raise ValueError(f"model directory {source!r}: {weights.name} is unreadable or truncated ({error})") from None
+    return source
 
 
 def _resolve_source(name_or_path: str, gguf_file: str | None) -> str:

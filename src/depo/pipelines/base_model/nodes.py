@@ -68,15 +68,7 @@ def _training_texts(frames: list[pl.DataFrame]) -> list[str]:
 def build_tiny_policy(base_corpus: pl.DataFrame, expert_trajectories: pl.DataFrame, tiny_model: dict[str, Any]) -> PolicyModel:
     """A BPE tokenizer trained on the environments' texts and a randomly initialised tiny Llama."""
     tokenizer = train_tokenizer(_training_texts([base_corpus, expert_trajectories]), vocab_size=tiny_model["vocab_size"])
-    model = build_tiny_model(
-        tokenizer,
-        hidden_size=tiny_model["hidden_size"],
-        num_layers=tiny_model["num_layers"],
-        num_heads=tiny_model["num_heads"],
-        intermediate_size=tiny_model["intermediate_size"],
-        max_position_embeddings=tiny_model["max_position_embeddings"],
-        seed=tiny_model["seed"],
-    )
+    model = build_tiny_model(tokenizer, **{k: v for k, v in tiny_model.items() if k != "vocab_size"})
     log_metrics({"tiny_model/parameters": sum(p.numel() for p in model.parameters()), "tiny_model/vocab": len(tokenizer)})
     return PolicyModel(model=model, tokenizer=tokenizer)
 
