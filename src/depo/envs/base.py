@@ -102,3 +102,13 @@ def tasks_from_records(rows: list[dict[str, Any]]) -> list[Task]:
              spec=json.loads(r["spec"]))
         for r in rows
     ]
+
+
+def select_tasks(tasks, env: str, split: str, n: int) -> list[Task]:
+    """The first `n` tasks of `env` and `split` in a tasks catalog frame; ValueError when it has none."""
+    import polars as pl
+
+    rows = tasks.filter((pl.col("env") == env) & (pl.col("split") == split)).head(n)
+    if rows.is_empty():
+        raise ValueError(f"the tasks dataset has no {split} tasks for {env!r}: add it to rollouts.envs")
+    return tasks_from_records(rows.to_dicts())

@@ -16,6 +16,7 @@ from depo.agent.react import AgentTurn, parse_turn
 from depo.envs.base import Task, TaskSuite, TextEnv
 from depo.policy.base import GenerationConfig, Generator
 from depo.policy.tokens import trajectory_token_totals
+from depo.rollout.episodes import episode_id, step_record
 from depo.schema import StepRecord, finalize, to_frame
 
 
@@ -101,21 +102,8 @@ def _step(episode: _Episode, text: str, n_tokens: int, source: str, seed: int) -
     result = episode.env.step(turn.action)
     task = episode.task
     episode.records.append(
-        StepRecord(
-            env=task.env,
-            task_id=task.task_id,
-            split=task.split,
-            trajectory_id=f"{source}/{task.task_id}/{seed}",
-            step=len(episode.records),
-            observation=episode.observations[-1],
-            thought=turn.thought,
-            action=turn.action,
-            reward=float(result.reward),
-            done=result.done,
-            valid_action=bool(result.info.get("valid_action", True)),
-            source=source,
-            seed=seed,
-        )
+        step_record(task, episode_id(source, task, seed), len(episode.records), episode.observations[-1], turn,
+                    result, source, seed)
     )
     episode.turns.append(turn)
     episode.observations.append(result.observation)

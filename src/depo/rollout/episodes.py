@@ -11,7 +11,7 @@ import polars as pl
 
 from depo.agent.react import AgentTurn
 from depo.agent.style import SHORT_ALTERNATIVE, verbose_thought
-from depo.envs.base import Task, TaskSuite, TextEnv
+from depo.envs.base import StepResult, Task, TaskSuite, TextEnv
 from depo.schema import StepRecord, finalize, to_frame
 
 # A policy sees the environment (for its available actions) and the current observation.
@@ -76,31 +76,42 @@ def make_policy(name: str, seed: int, **style: float) -> Policy:
     raise ValueError(f"unknown scripted policy {name!r}; expected one of {SCRIPTED_POLICIES}")
 
 
+def episode_id(source: str, task: Task, seed: int) -> str:
+    """The trajectory id of one policy episode on a task (scripted or model rollouts)."""
+    return f"{source}/{task.task_id}/{seed}"
+
+
+def step_record(
+    task: Task, trajectory_id: str, step: int, observation: str, turn: AgentTurn, result: StepResult, source: str,
+    seed: int,
+) -> StepRecord:
+    """One step of an episode in the trajectory schema (per-trajectory columns filled by `finalize`)."""
+    return StepRecord(
+        env=task.env,
+        task_id=task.task_id,
+        split=task.split,
+        trajectory_id=trajectory_id,
+        step=step,
+        observation=observation,
+        thought=turn.thought,
+        action=turn.action,
+        reward=float(result.reward),
+        done=result.done,
+        valid_action=bool(result.info.get("valid_action", True)),
+        source=source,
+        seed=seed,
+    )
+
+
 def run_episode(env: TextEnv, task: Task, policy: Policy, source: str, seed: int) -> list[StepRecord]:
     observation = env.reset(task)
-    trajectory_id = f"{source}/{task.task_id}/{seed}"
+    trajectory_id = episode_id(source, task, seed)
     records: list[StepRecord] = []
     result = None
     while result is None or not result.done:
         turn = policy(env, observation)
         result = env.step(turn.action)
-        records.append(
-            StepRecord(
-                env=task.env,
-                task_id=task.task_id,
-                split=task.split,
-                trajectory_id=trajectory_id,
-                step=len(records),
-                observation=observation,
-                thought=turn.thought,
-                action=turn.action,
-                reward=float(result.reward),
-                done=result.done,
-                valid_action=bool(result.info.get("valid_action", True)),
-                source=source,
-                seed=seed,
-            )
-        )
+        records.append(step_record(task, trajectory_id, len(records), observation, turn, result, source, seed))
         observation = result.observation
     return finalize(records, success=bool(result.info.get("success", False)))
 

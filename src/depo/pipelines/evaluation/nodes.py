@@ -6,7 +6,7 @@ from typing import Any
 import polars as pl
 
 from depo.envs import build_suite
-from depo.envs.base import tasks_from_records
+from depo.envs.base import select_tasks
 from depo.evaluation import agent_metrics, comparison_report, math_metrics
 from depo.evaluation.plots import plot_math_metrics, plot_stage_metrics
 from depo.policy.base import GenerationConfig, PolicyModel
@@ -42,10 +42,7 @@ def evaluate_stage(
         if name == "math":
             env_tasks = suite.make_tasks("test", evaluation["n_tasks"]["math"], seed=evaluation["seed"])
         else:
-            test = tasks.filter((pl.col("env") == name) & (pl.col("split") == "test")).head(evaluation["n_tasks"][name])
-            if test.is_empty():
-                raise ValueError(f"the tasks dataset has no test tasks for {name!r}: add it to rollouts.envs")
-            env_tasks = tasks_from_records(test.to_dicts())
+            env_tasks = select_tasks(tasks, name, "test", evaluation["n_tasks"][name])
         frames.append(
             rollout(generator, suite, env_tasks, source=stage, config=config,
                     history_turns=evaluation["history_turns"], batch_size=evaluation["batch_size"],

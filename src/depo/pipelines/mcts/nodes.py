@@ -7,7 +7,7 @@ import polars as pl
 
 from depo.datasets.credentials import Secret
 from depo.envs import build_suites
-from depo.envs.base import tasks_from_records
+from depo.envs.base import select_tasks
 from depo.search import ExpertProposer, MCTSConfig, ModelProposer, search_tasks
 from depo.tracking import log_metrics
 
@@ -43,11 +43,9 @@ def search_trajectories(
     suites = build_suites(envs, mcts["envs"], products=webshop_products, problems=math_problems)
     frames = []
     for name, suite in suites.items():
-        train = tasks.filter((pl.col("env") == name) & (pl.col("split") == "train")).head(mcts["n_tasks"][name])
-        if train.is_empty():
-            raise ValueError(f"the tasks dataset has no train tasks for {name!r}: add it to rollouts.envs")
+        train = select_tasks(tasks, name, "train", mcts["n_tasks"][name])
         proposer = make_proposer(mcts["proposer"], suite.system_prompt, endpoint_api_key)
-        frame = search_tasks(suite, tasks_from_records(train.to_dicts()), proposer, config)
+        frame = search_tasks(suite, train, proposer, config)
         per_trajectory = frame.unique("trajectory_id")
         log_metrics(
             {
