@@ -17,7 +17,17 @@ from depo.policy.lora import add_lora, adapter_disabled
 from depo.policy.tiny import build_tiny_model
 from depo.policy.tokenizer import END, train_tokenizer
 from depo.training import BCConfig, DEPOConfig, DEPOTrainer, sequence_logps, train_bc, train_depo
-from depo.training.data import SFTCollator, pad_right, tokenize_conversation, tokenize_frame
+from depo.training.data import (
+    DEPOCollator,
+    SFTCollator,
+    add_mismatched_pairs,
+    pad_right,
+    render_ids,
+    shared_prefix_length,
+    tokenize_conversation,
+    tokenize_frame,
+)
+from depo.training.depo import paired_logps
 
 SYSTEM_PROMPT = "You walk a grid. Answer with a Thought and an Action."
 DIRECTIONS = ("north", "south", "east", "west")
@@ -75,6 +85,14 @@ def tokenizer():
 
 def tiny_model(tokenizer, seed: int = 0):
     return build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seed=seed)
+
+
+def unpacked_logps(model, rows: list[dict], prefix: str, pad_token_id: int) -> torch.Tensor:
+    """`sequence_logps` of the planned rows' matched (prefix "") or KL ("kl_") sequences, each in its own row."""
+    ids = pad_right([row[f"{prefix}input_ids"] for row in rows], pad_token_id)
+    attention = pad_right([[1] * len(row[f"{prefix}input_ids"]) for row in rows], 0)
+    assistant = pad_right([row[f"{prefix}assistant_mask"] for row in rows], 0)
+    return sequence_logps(model, ids, attention, assistant)
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +236,40 @@ def test_zero_bonus_equals_trl_kto(tokenizer, tmp_path):
     assert depo_step["rewards/desirable"] * 0.2 == pytest.approx(trl_step["rewards/chosen"], abs=1e-5)
 
 
+def test_training_logs_reach_mlflow_as_each_step_ends(tokenizer, mixed_frame, tmp_path):
+    """The nodes' `log_step` writes every Trainer log to the active MLflow run while training runs: after
+    step k the run holds k points of bc/loss, at global steps 1..k; the run summary comes last, without a step."""
+    import mlflow
+
+    from depo.tracking import training_step_logger
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        with mlflow.start_run() as run:
+            to_mlflow = training_step_logger("bc")
+            points_after_each_log = []
+
+            def log_step(entry, step):
+                to_mlflow(entry, step)
+                points_after_each_log.append(len(client.get_metric_history(run.info.run_id, "bc/loss")))
+
+            config = BCConfig(output_dir=str(tmp_path), finetuning="full", num_train_epochs=1,
+                              per_device_train_batch_size=4, **QUIET)
+            outcome = train_bc(PolicyModel(tiny_model(tokenizer), tokenizer), mixed_frame.filter(pl.col("label")),
+                               config, tmp_path, log_step=log_step)
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    steps = [entry["step"] for entry in outcome.log_history if "loss" in entry]
+    assert steps == [1, 2]  # 8 desirable rows, 4 per batch
+    assert points_after_each_log == [1, 2, 2]
+    history = client.get_metric_history(run.info.run_id, "bc/loss")
+    assert sorted(point.step for point in history) == steps
+    logged = client.get_run(run.info.run_id).data.metrics
+    assert {"bc/learning_rate", "bc/grad_norm", "bc/train_runtime"} <= set(logged) and "bc/epoch" not in logged
+
+
 def test_resumed_run_matches_an_uninterrupted_one(tokenizer, mixed_frame, tmp_path):
     """A run stopped after its step-4 checkpoint (later checkpoints removed, as after a kill) and resumed by a
     fresh trainer ends with the same loss and weights as a run that never stopped; step 4 is mid-epoch."""
@@ -225,9 +277,9 @@ def test_resumed_run_matches_an_uninterrupted_one(tokenizer, mixed_frame, tmp_pa
                         data_fraction=0.75,  # 12 rows: 3 batches per epoch
                         lora_r=4, lora_alpha=8, resume=True, **dict(QUIET, save_strategy="steps", save_steps=4))
 
-    def run(output_dir):
+    def run(output_dir, log_step=None):
         torch.manual_seed(0)
-        return train_depo(PolicyModel(tiny_model(tokenizer), tokenizer), mixed_frame, config, output_dir)
+        return train_depo(PolicyModel(tiny_model(tokenizer), tokenizer), mixed_frame, config, output_dir, log_step)
 
     uninterrupted = run(tmp_path / "uninterrupted")
     first = run(tmp_path / "killed")
@@ -235,7 +287,10 @@ def test_resumed_run_matches_an_uninterrupted_one(tokenizer, mixed_frame, tmp_pa
     assert [path.name for path in checkpoints] == ["checkpoint-4", "checkpoint-7"]
     shutil.rmtree(checkpoints[-1])
     assert get_last_checkpoint(str(tmp_path / "killed")).endswith("checkpoint-4")
-    resumed = run(tmp_path / "killed")
+    handed_out = []
+    resumed = run(tmp_path / "killed", lambda entry, step: handed_out.append((step, "loss" in entry)))
+    # the 4 restored steps first, then the 3 trained ones and the run summary: each step once
+    assert handed_out == [(step, True) for step in range(1, 8)] + [(7, False)]
 
     final_loss = [entry["loss"] for entry in uninterrupted.log_history if "loss" in entry][-1]
     resumed_losses = [entry["loss"] for entry in resumed.log_history if "loss" in entry]
@@ -245,6 +300,65 @@ def test_resumed_run_matches_an_uninterrupted_one(tokenizer, mixed_frame, tmp_pa
     expected = uninterrupted.policy.model.state_dict()
     for name, value in resumed.policy.model.state_dict().items():
         torch.testing.assert_close(value, expected[name], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("attention", "checkpointing"), [("sdpa", False), ("eager", False), ("sdpa", True)])
+def test_packed_rows_score_each_sequence_as_if_alone(tokenizer, mixed_frame, tmp_path, attention, checkpointing):
+    """prompt | completion | partner completion in one row, the system prompt shared by the whole batch, gives
+    the log-probs of the two sequences run separately, with the same gradient on the matched one; multi-turn
+    rows, so completions hold observations too. Gradient checkpointing runs without the shared prefix."""
+    rows, _ = tokenize_frame(mixed_frame, tokenizer, None, columns=("label", "steps", "avg_tokens_per_step"))
+    torch.manual_seed(0)
+    base = tiny_model(tokenizer)
+    base.set_attn_implementation(attention)
+    if checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = add_lora(base, r=4, alpha=8)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    trainer = DEPOTrainer(model, DEPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, **QUIET),
+                          rows, tokenizer)
+    planned = trainer.train_dataset[:4]
+    batch = trainer.data_collator(planned)
+    system_prompt = len(render_ids(tokenizer, mixed_frame["messages"][0][:1]))
+    assert shared_prefix_length(batch["input_ids"], batch["segment_ids"]) >= system_prompt
+    model.train()
+    matched, mismatched = paired_logps(model, batch)
+
+    expected_matched = unpacked_logps(model, planned, "", tokenizer.pad_token_id)
+    # sums of ~100 log-probs: equal up to fp32 rounding
+    torch.testing.assert_close(matched, expected_matched, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(mismatched, unpacked_logps(model, planned, "kl_", tokenizer.pad_token_id), atol=1e-5,
+                               rtol=1e-6)
+    lora_parameters = [p for name, p in model.named_parameters() if "lora_" in name]
+    packed_grad = torch.autograd.grad(matched.sum(), lora_parameters)
+    alone_grad = torch.autograd.grad(expected_matched.sum(), lora_parameters)
+    for packed, separate in zip(packed_grad, alone_grad):
+        torch.testing.assert_close(packed, separate, atol=1e-5, rtol=1e-4)
+    # the whole prompt is shared: each packed row is the matched sequence plus the partner's completion only
+    for row, length in zip(planned, batch["attention_mask"].sum(1).tolist()):
+        assert length == len(row["input_ids"]) + len(row["kl_input_ids"]) - row["prompt_length"]
+
+
+def test_the_shared_prefix_stops_before_the_last_prompt_token(tokenizer):
+    """Rows with one and the same prompt share all of it but its last token, which scores each row's
+    completion; rows whose prompts differ share up to the first difference."""
+    messages = conversation(random.Random(4), desirable=True, steps=1)
+    other = conversation(random.Random(5), desirable=False, steps=1)
+    rows, _ = tokenize_frame(depo_frame(tokenizer, [messages, messages], [True, True]), tokenizer, None,
+                             columns=("label", "steps", "avg_tokens_per_step"))
+    paired = add_mismatched_pairs(rows, [[0, 1]], None)
+    batch = DEPOCollator(tokenizer.pad_token_id)(paired)
+    assert shared_prefix_length(batch["input_ids"], batch["segment_ids"]) == rows[0]["prompt_length"] - 1
+    rows, _ = tokenize_frame(depo_frame(tokenizer, [messages, other], [True, False]), tokenizer, None,
+                             columns=("label", "steps", "avg_tokens_per_step"))
+    batch = DEPOCollator(tokenizer.pad_token_id)(add_mismatched_pairs(rows, [[0, 1]], None))
+    first, second = rows[0]["input_ids"], rows[1]["input_ids"]
+    common = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
+    assert 0 < common < rows[0]["prompt_length"] - 1
+    assert shared_prefix_length(batch["input_ids"], batch["segment_ids"]) == common
 
 
 def test_depo_trainer_needs_a_lora_model(tokenizer, mixed_frame, tmp_path):
@@ -264,12 +378,13 @@ def test_reference_logps_come_from_the_adapter_disabled(tokenizer, mixed_frame, 
                 parameter.normal_(0, 0.5)
     trainer = DEPOTrainer(model, DEPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, **QUIET),
                           rows, tokenizer)
-    batch = trainer.data_collator(trainer.train_dataset[4:8])
+    planned = trainer.train_dataset[4:8]
+    batch = trainer.data_collator(planned)
     with torch.no_grad(), adapter_disabled(model):
-        reference = sequence_logps(model, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_assistant_mask"])
+        reference = unpacked_logps(model, planned, "kl_", tokenizer.pad_token_id)
     torch.testing.assert_close(batch["reference_kl_logps"], reference, atol=1e-5, rtol=0)
     with torch.no_grad():
-        policy = sequence_logps(model, batch["kl_input_ids"], batch["kl_attention_mask"], batch["kl_assistant_mask"])
+        policy = unpacked_logps(model, planned, "kl_", tokenizer.pad_token_id)
     assert not torch.allclose(policy, reference, atol=1e-3)
     # successful trajectories are the short ones here, yet every planned batch holds both labels
     planned = trainer.train_dataset

@@ -1,18 +1,20 @@
 """MLflow logging from Kedro nodes: into the run kedro-mlflow opened for this `kedro run`, if any.
 
-Domain code never imports this; nodes call it with plain dicts. Without an active run (a notebook,
-a test calling a node directly) nothing is logged.
+Domain code never imports this; nodes (and `depo.hooks`) call it with plain dicts and paths. Without
+an active run (a notebook, a test calling a node directly) nothing is logged.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 # Trainer log keys that are run summaries, not per-step curves.
 _SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
 
 
-def _active() -> bool:
+def run_active() -> bool:
+    """True while a `kedro run` with tracking on is running (kedro-mlflow opened its MLflow run)."""
     import mlflow
 
     return mlflow.active_run() is not None
@@ -20,7 +22,7 @@ def _active() -> bool:
 
 def log_metrics(metrics: Mapping[str, float], prefix: str = "", step: int | None = None) -> None:
     """Finite numeric values of `metrics` as `<prefix><name>`."""
-    if not _active():
+    if not run_active():
         return
     import mlflow
 
@@ -33,25 +35,25 @@ def log_metrics(metrics: Mapping[str, float], prefix: str = "", step: int | None
         mlflow.log_metrics(values, step=step)
 
 
-def log_training_history(log_history: Iterable[Mapping[str, float]], prefix: str) -> None:
-    """The Trainer's per-step logs as metric curves `<prefix>/<name>` (step = global step)."""
-    for entry in log_history:
-        step = int(entry.get("step", 0))
+def training_step_logger(prefix: str) -> Callable[[Mapping[str, float], int], None]:
+    """A `log_step` for `depo.training`: each Trainer log entry, as it is made, as `<prefix>/<name>` at its
+    global step; run summaries (train_runtime, train_loss, …) without a step."""
+
+    def log_step(entry: Mapping[str, float], step: int) -> None:
         per_step = {k: v for k, v in entry.items() if k not in _SUMMARY_KEYS and k not in ("step", "epoch")}
-        summary = {k: v for k, v in entry.items() if k in _SUMMARY_KEYS}
         log_metrics(per_step, prefix=f"{prefix}/", step=step)
-        log_metrics(summary, prefix=f"{prefix}/")
+        log_metrics({k: v for k, v in entry.items() if k in _SUMMARY_KEYS}, prefix=f"{prefix}/")
+
+    return log_step
 
 
-def log_figure(figure, artifact_file: str) -> None:
-    if _active():
-        import mlflow
+def log_artifact(local_path: Path, artifact_path: str) -> None:
+    """A file into the run's folder `artifact_path`; a directory's contents into it, keeping their layout."""
+    if not run_active():
+        return
+    import mlflow
 
-        mlflow.log_figure(figure, artifact_file)
-
-
-def log_text(text: str, artifact_file: str) -> None:
-    if _active():
-        import mlflow
-
-        mlflow.log_text(text, artifact_file)
+    if local_path.is_dir():
+        mlflow.log_artifacts(str(local_path), artifact_path)
+    else:
+        mlflow.log_artifact(str(local_path), artifact_path)

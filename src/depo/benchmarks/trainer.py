@@ -5,6 +5,12 @@ order: TRL reads sequentially and builds its mismatched KL pairs by rotating wit
 DEPO does), precompute reference log-probs and run in fp32, so their step-1 losses agree to float
 precision; the benchmark reports the difference alongside the speed. TRL is an optional extra
 (`pip install -e .[benchmarks]`), imported only here.
+
+Where the difference comes from (profiled): both spend their time in the model's matmuls and
+attention. TRL runs every prompt twice per step (a no-grad KL pass and the matched pass) and twice in
+its reference pass; DEPO runs the system prompt, which every row shares, once per batch and each row's
+prompt once for both of its completions (`depo.training.depo.paired_logps`). Both compute logits only
+at scored positions.
 """
 from __future__ import annotations
 

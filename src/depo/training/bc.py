@@ -16,7 +16,7 @@ from depo.policy.base import PolicyModel
 from depo.policy.lora import add_lora
 from depo.training.config import BCConfig
 from depo.training.data import BatchBlockSampler, SFTCollator, in_planned_order, plan_batches, tokenize_frame
-from depo.training.run import TrainingOutcome, checkpoint_to_resume, with_output_dir
+from depo.training.run import LogStep, TrainingOutcome, checkpoint_to_resume, log_callbacks, with_output_dir
 
 
 def pad_token_id(tokenizer) -> int:
@@ -46,10 +46,12 @@ class BCTrainer(Trainer):
         return BatchBlockSampler(len(self.train_dataset), self.args.per_device_train_batch_size, self.args.seed)
 
 
-def train_bc(policy: PolicyModel, bc_dataset: pl.DataFrame, config: BCConfig, output_dir: str | Path) -> TrainingOutcome:
+def train_bc(policy: PolicyModel, bc_dataset: pl.DataFrame, config: BCConfig, output_dir: str | Path,
+             log_step: LogStep | None = None) -> TrainingOutcome:
     """SFT `policy` on `bc_dataset` (desirable trajectories); the model is trained in place.
 
-    With finetuning="lora" the adapter is merged into the returned model.
+    With finetuning="lora" the adapter is merged into the returned model. `log_step` receives every
+    Trainer log entry and its global step while training runs (see `depo.training.run.ForwardLogs`).
     """
     if "label" in bc_dataset.columns and not bc_dataset["label"].all():
         raise ValueError("bc_dataset must hold desirable trajectories only (some rows have label=False)")
@@ -60,7 +62,7 @@ def train_bc(policy: PolicyModel, bc_dataset: pl.DataFrame, config: BCConfig, ou
     if args.finetuning == "lora":
         model = add_lora(model, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                          target_modules=args.lora_target_modules)
-    trainer = BCTrainer(model, args, rows, policy.tokenizer)
+    trainer = BCTrainer(model, args, rows, policy.tokenizer, callbacks=log_callbacks(log_step))
     trainer.train(resume_from_checkpoint=checkpoint_to_resume(args))
     if args.finetuning == "lora":
         model = model.merge_and_unload()

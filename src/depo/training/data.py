@@ -15,6 +15,10 @@ the bucket's proportion, each of a similar length rank.
 The rows are stored in planned order so batch k is rows [k·B, (k+1)·B); each epoch only the order
 of the batches changes (`BatchBlockSampler`). Batch contents never change, so DEPO's mismatched
 pairs, and the reference log-probs computed for them once before training, stay valid every epoch.
+
+A DEPO batch packs each row's matched and mismatched sequences, which share the prompt, into one
+sequence (prompt | completion | partner's completion) with an attention mask that keeps the two
+completions apart (`DEPOCollator`): the prompt (system prompt and first observation) runs once, not twice.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from typing import Any
 import polars as pl
 import torch
 from torch.utils.data import Sampler
+
+from depo.training.losses import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +70,8 @@ def tokenize_conversation(messages: Sequence[dict], tokenizer) -> TokenizedConve
         if role != "assistant":
             continue
         start = render_ids(tokenizer, messages[:i], add_generation_prompt=True)
-        end = render_ids(tokenizer, messages[: i + 1])
+        # the last turn ends the conversation: its prefix is the whole rendering
+        end = input_ids if i == len(roles) - 1 else render_ids(tokenizer, messages[: i + 1])
         if input_ids[: len(start)] != start or input_ids[: len(end)] != end:
             raise ValueError(
                 f"the tokenizer's chat template is not prefix-stable at message {i}: rendering a prefix of the "
@@ -234,19 +241,75 @@ class SFTCollator:
         }
 
 
+# Segments of a packed DEPO row (see DEPOCollator).
+PROMPT, COMPLETION, KL_COMPLETION, PADDING = 0, 1, 2, 3
+
+
+def pack_with_mismatched_completion(row: dict[str, Any]) -> dict[str, list[int]]:
+    """One row of `add_mismatched_pairs` as prompt | completion | KL completion: ids, segments, position ids,
+    and the token each position is scored on for the matched (`labels`) and the KL (`kl_labels`) sequence.
+
+    The KL completion's positions restart after the prompt, and its first token is scored at the last prompt
+    position, so with `shared_prompt_attention_mask` every scored token sees exactly its own sequence.
+    """
+    prompt_length = row["prompt_length"]
+    ids, mask = row["input_ids"], row["assistant_mask"]
+    kl_ids, kl_mask = row["kl_input_ids"][prompt_length:], row["kl_assistant_mask"][prompt_length:]
+    n, k = len(ids), len(kl_ids)
+    labels = [token if scored else IGNORE_INDEX for token, scored in zip(ids[1:], mask[1:])]
+    labels += [IGNORE_INDEX] * (k + 1)
+    kl_labels = [IGNORE_INDEX] * (n + k)
+    for j, (token, scored) in enumerate(zip(kl_ids, kl_mask)):
+        if scored:
+            kl_labels[prompt_length - 1 if j == 0 else n + j - 1] = token
+    return {
+        "input_ids": ids + kl_ids,
+        "segment_ids": [PROMPT] * prompt_length + [COMPLETION] * (n - prompt_length) + [KL_COMPLETION] * k,
+        "position_ids": list(range(n)) + list(range(prompt_length, prompt_length + k)),
+        "labels": labels,
+        "kl_labels": kl_labels,
+    }
+
+
+def shared_prompt_attention_mask(segment_ids: torch.Tensor) -> torch.Tensor:
+    """(rows, 1, length, length), True where a position may attend to another: causally, and only to the
+    prompt or its own segment, so the completion and the KL completion never see each other."""
+    index = torch.arange(segment_ids.shape[1], device=segment_ids.device)
+    causal = index[None, :] <= index[:, None]
+    keys = segment_ids[:, None, :]
+    return (causal & ((keys == PROMPT) | (keys == segment_ids[:, :, None])))[:, None]
+
+
+def shared_prefix_length(input_ids: torch.Tensor, segment_ids: torch.Tensor) -> int:
+    """How many leading tokens all packed rows have in common (the environment's system prompt), stopping
+    before the last token of the shortest prompt: that one scores the first completion token of its row."""
+    limit = int((segment_ids == PROMPT).sum(1).min()) - 1
+    differs = (input_ids[:, :limit] != input_ids[:1, :limit]).any(0).nonzero()
+    return int(differs[0, 0]) if len(differs) else limit
+
+
 @dataclass
 class DEPOCollator:
-    """Matched and mismatched (KL) sequences with their assistant masks, labels and efficiency counts."""
+    """Matched and mismatched (KL) sequences packed into one row each, with labels and efficiency counts.
+
+    x_i y_i and x_i y_{i−1} share the prompt x_i (a long system prompt and the first observation), so each
+    row is packed as x_i | y_i | y_{i−1} (`pack_with_mismatched_completion`) and the prompt goes through the
+    model once instead of twice. `attention_mask` marks the real tokens; the model's own mask is built from
+    `segment_ids` (`shared_prompt_attention_mask`).
+    """
 
     pad_token_id: int
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch: dict[str, torch.Tensor] = {}
-        for prefix in ("", "kl_"):
-            ids = [row[f"{prefix}input_ids"] for row in rows]
-            batch[f"{prefix}input_ids"] = pad_right(ids, self.pad_token_id)
-            batch[f"{prefix}attention_mask"] = pad_right([[1] * len(sequence) for sequence in ids], 0)
-            batch[f"{prefix}assistant_mask"] = pad_right([row[f"{prefix}assistant_mask"] for row in rows], 0)
+        packed = [pack_with_mismatched_completion(row) for row in rows]
+        batch: dict[str, torch.Tensor] = {
+            "input_ids": pad_right([p["input_ids"] for p in packed], self.pad_token_id),
+            "attention_mask": pad_right([[1] * len(p["input_ids"]) for p in packed], 0),
+            "segment_ids": pad_right([p["segment_ids"] for p in packed], PADDING),
+            "position_ids": pad_right([p["position_ids"] for p in packed], 0),
+            "labels": pad_right([p["labels"] for p in packed], IGNORE_INDEX),
+            "kl_labels": pad_right([p["kl_labels"] for p in packed], IGNORE_INDEX),
+        }
         batch["label"] = torch.tensor([bool(row["label"]) for row in rows])
         batch["steps"] = torch.tensor([float(row["steps"]) for row in rows])
         batch["avg_tokens_per_step"] = torch.tensor([float(row["avg_tokens_per_step"]) for row in rows])

@@ -7,6 +7,11 @@ metrics; the optimiser, schedule, checkpoints, resuming and distributed launch a
 Reference log-probs of the matched and the mismatched (KL) sequences are computed once, before training,
 with the adapter disabled, and stored with the rows. They depend only on the frozen base weights and on
 the batch plan (seeded), so a resumed run recomputes exactly the same values.
+
+The matched and the KL sequence of a row share its prompt, and all rows share the environment's system
+prompt, so a batch is one pass (`paired_logps`): the system prompt runs once, each row's prompt once for
+both completions (`depo.training.data.DEPOCollator`), and logits are computed only where scored. The KL
+completion's log-probs get no gradient (z0 is detached); its few tokens ride along in the same pass.
 """
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from typing import Any
 
 import polars as pl
 import torch
-from accelerate.utils import gather_object
+from accelerate.utils import extract_model_from_parallel, gather_object
 from peft import PeftModel
-from transformers import Trainer, set_seed
+from transformers import DynamicCache, Trainer, set_seed
 
 from depo.policy.base import PolicyModel
 from depo.policy.lora import add_lora, adapter_disabled
@@ -31,13 +36,64 @@ from depo.training.data import (
     add_mismatched_pairs,
     plan_batches,
     select_data_fraction,
+    shared_prefix_length,
+    shared_prompt_attention_mask,
     tokenize_frame,
 )
-from depo.training.losses import depo_loss, efficiency_bonus, sequence_logps
-from depo.training.run import TrainingOutcome, checkpoint_to_resume, with_output_dir
+from depo.training.losses import depo_loss, efficiency_bonus, labelled_logps
+from depo.training.run import LogStep, TrainingOutcome, checkpoint_to_resume, log_callbacks, with_output_dir
 
 DATASET_COLUMNS = ("label", "steps", "avg_tokens_per_step")  # copied from the frame into each row
 LOGGED_METRICS = ("kl", "rewards/desirable", "rewards/undesirable", "bonus/mean")
+
+
+def paired_logps(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed assistant-token log-probs of the matched and of the mismatched (KL) sequence of every row of
+    a `DEPOCollator` batch, from one pass over the packed rows.
+
+    The tokens every row starts with (the environment's system prompt, `shared_prefix_length`) run once,
+    for one row; their keys and values serve all rows, and gradients flow back through them. Under
+    gradient checkpointing the layers drop a cache, so there each row runs its whole prefix.
+    """
+    unwrapped = extract_model_from_parallel(model)
+    config = unwrapped.config
+    input_ids, position_ids = batch["input_ids"], batch["position_ids"]
+    window = getattr(config, "sliding_window", None)
+    if window is not None and input_ids.shape[1] > window:
+        raise ValueError(
+            f"packed DEPO rows of {input_ids.shape[1]} tokens exceed the model's sliding attention window ({window}), "
+            "which their custom attention mask does not apply: lower max_length"
+        )
+    checkpointing = model.training and torch.is_grad_enabled() and any(
+        getattr(module, "gradient_checkpointing", False) for module in unwrapped.modules())
+    prefix = 0 if checkpointing else shared_prefix_length(input_ids, batch["segment_ids"])
+    cache = None
+    if prefix:
+        cache = DynamicCache(config=config)
+        model(input_ids=input_ids[:1, :prefix], position_ids=position_ids[:1, :prefix], cache=cache, use_cache=True,
+              logits_to_keep=torch.zeros(1, prefix, dtype=torch.bool, device=input_ids.device))
+        if cache.get_seq_length() != prefix:
+            raise RuntimeError(f"{type(unwrapped).__name__} did not fill the key/value cache passed as `cache`: "
+                               "DEPO needs a transformers causal LM that takes it")
+        cache.batch_repeat_interleave(input_ids.shape[0])
+    allowed = shared_prompt_attention_mask(batch["segment_ids"])[:, :, prefix:]
+    implementation = config._attn_implementation
+    if implementation == "sdpa":
+        attention_mask = allowed
+    elif implementation == "eager":  # an additive mask
+        attention_mask = torch.zeros(allowed.shape, dtype=unwrapped.dtype, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(unwrapped.dtype).min)
+    else:
+        raise ValueError(
+            f"DEPO packs each prompt with two completions under a custom attention mask, which the "
+            f"{implementation!r} attention implementation does not take: load the model with "
+            "attn_implementation='sdpa' (or 'eager')"
+        )
+    matched, mismatched = labelled_logps(
+        model, input_ids[:, prefix:], attention_mask, [batch["labels"][:, prefix:], batch["kl_labels"][:, prefix:]],
+        position_ids=position_ids[:, prefix:], cache=cache,
+    )
+    return matched, mismatched
 
 
 def disable_dropout(model: torch.nn.Module) -> None:
@@ -50,7 +106,8 @@ class DEPOTrainer(Trainer):
     """`Trainer` over tokenised trajectory rows carrying `label`, `steps` and `avg_tokens_per_step`
     (see `depo.training.data.tokenize_frame`); `model` is a LoRA (peft) model whose base is the reference.
 
-    Logged per step, besides the Trainer's loss, learning_rate, grad_norm and train_tokens_per_second:
+    Logged per step, besides the Trainer's loss, learning_rate, grad_norm and train_tokens_per_second (of
+    the packed rows: prompt once, both completions):
     `kl` (the reference point z0), `rewards/desirable` and `rewards/undesirable` (mean implied reward
     r = log πθ(y|x) − log π_ref(y|x) per label) and `bonus/mean` (mean efficiency bonus b), each averaged
     over the steps since the last log (and over processes).
@@ -97,10 +154,7 @@ class DEPOTrainer(Trainer):
             for start in mine:
                 batch = {name: value.to(self.model.device) for name, value in
                          self.data_collator(rows[start : start + size]).items()}
-                matched = sequence_logps(self.model, batch["input_ids"], batch["attention_mask"],
-                                         batch["assistant_mask"])
-                mismatched = sequence_logps(self.model, batch["kl_input_ids"], batch["kl_attention_mask"],
-                                            batch["kl_assistant_mask"])
+                matched, mismatched = paired_logps(self.model, batch)
                 computed.append((start, matched.tolist(), mismatched.tolist()))
         self.model.train(was_training)
         reference = {}
@@ -114,16 +168,13 @@ class DEPOTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args = self.args
-        # z0 is a detached estimate, so its policy pass needs no graph.
-        with torch.no_grad():
-            policy_kl_logps = sequence_logps(model, inputs["kl_input_ids"], inputs["kl_attention_mask"],
-                                             inputs["kl_assistant_mask"])
-        policy_logps = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["assistant_mask"])
+        policy_logps, policy_kl_logps = paired_logps(model, inputs)
         bonus = efficiency_bonus(inputs["avg_tokens_per_step"], inputs["steps"], inputs["label"], args.alpha_tokens,
                                  args.alpha_steps, args.penalize_undesirable)
+        # z0 is a detached estimate: no gradient reaches the KL completion
         loss, metrics = depo_loss(
-            policy_logps, inputs["reference_logps"], policy_kl_logps, inputs["reference_kl_logps"], inputs["label"],
-            bonus, beta=args.beta, desirable_weight=args.desirable_weight,
+            policy_logps, inputs["reference_logps"], policy_kl_logps.detach(), inputs["reference_kl_logps"],
+            inputs["label"], bonus, beta=args.beta, desirable_weight=args.desirable_weight,
             undesirable_weight=args.undesirable_weight, bonus_placement=args.bonus_placement,
         )
         values = torch.tensor([metrics[name] for name in LOGGED_METRICS], device=loss.device)
@@ -138,12 +189,13 @@ class DEPOTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def train_depo(policy: PolicyModel, depo_dataset: pl.DataFrame, config: DEPOConfig,
-               output_dir: str | Path) -> TrainingOutcome:
+def train_depo(policy: PolicyModel, depo_dataset: pl.DataFrame, config: DEPOConfig, output_dir: str | Path,
+               log_step: LogStep | None = None) -> TrainingOutcome:
     """DEPO (or KTO: zero alphas) on `depo_dataset` from the BC model `policy`, trained in place.
 
     The first `config.data_fraction` of the rows (by data_fraction_rank) are used; the LoRA adapter is
-    merged into the returned model.
+    merged into the returned model. `log_step` receives every Trainer log entry and its global step
+    while training runs (see `depo.training.run.ForwardLogs`).
     """
     args = with_output_dir(config, output_dir)
     frame = select_data_fraction(depo_dataset, args.data_fraction)
@@ -151,7 +203,7 @@ def train_depo(policy: PolicyModel, depo_dataset: pl.DataFrame, config: DEPOConf
     set_seed(args.seed)  # the LoRA init draws from the global RNG
     model = add_lora(policy.model, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                      target_modules=args.lora_target_modules)
-    trainer = DEPOTrainer(model, args, rows, policy.tokenizer)
+    trainer = DEPOTrainer(model, args, rows, policy.tokenizer, callbacks=log_callbacks(log_step))
     trainer.train(resume_from_checkpoint=checkpoint_to_resume(args))
     return TrainingOutcome(PolicyModel(model.merge_and_unload().eval(), policy.tokenizer), trainer.state.log_history,
                            dropped)

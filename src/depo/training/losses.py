@@ -32,6 +32,8 @@ Paper defaults: β = 0.2, λD = λU = 1, α1 = α2 = 3 (Llama) or 2 (Qwen).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -149,10 +151,50 @@ def depo_loss(
     return loss, metrics
 
 
+IGNORE_INDEX = -100  # a position whose next token is not scored
+
+
+def next_token_labels(input_ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """What each position is scored on: `input_ids[:, t + 1]` where `loss_mask[:, t + 1]` is 1, else IGNORE_INDEX."""
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    labels[:, :-1] = torch.where(loss_mask[:, 1:].bool(), input_ids[:, 1:], IGNORE_INDEX)
+    return labels
+
+
+def labelled_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: Sequence[torch.Tensor],
+                   position_ids: torch.Tensor | None = None, cache=None) -> list[torch.Tensor]:
+    """For each tensor of `labels` (one label per position, IGNORE_INDEX where unscored), per row the sum of
+    log p(label | what that position sees), from one forward pass (fp32 softmax); `cache` holds the keys
+    and values of tokens before `input_ids`, if any.
+
+    The LM head and softmax run only at labelled positions (`logits_to_keep`): over a whole sequence they
+    would cost as much as the rest of a small model and hold a (rows × length × vocab) tensor, while only
+    the completion is scored. Several label tensors may score the same position with different tokens.
+    """
+    scored = [label != IGNORE_INDEX for label in labels]
+    keep = torch.stack(scored).any(0)
+    cached = {} if cache is None else {"cache": cache}
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
+                   logits_to_keep=keep, **cached).logits
+    n_kept = int(keep.sum())
+    if logits.dim() != 2 or logits.shape[0] != n_kept:
+        raise TypeError(
+            f"{type(model).__name__} ignored a boolean logits_to_keep (logits of shape {tuple(logits.shape)}, expected "
+            f"({n_kept}, vocab)): it needs a transformers causal LM that slices hidden states before its head"
+        )
+    # Upcast before the softmax: bf16 log-probs summed over hundreds of tokens drift visibly.
+    log_probs = F.log_softmax(logits.float(), dim=-1)
+    rows = keep.nonzero()[:, 0]  # row-major, the order of the kept positions in `logits`
+    sums = []
+    for label, mask in zip(labels, scored):
+        kept_labels, kept_mask = label[keep], mask[keep]
+        token_logps = log_probs.gather(1, kept_labels.clamp(min=0)[:, None]).squeeze(1)
+        per_token = torch.where(kept_mask, token_logps, torch.zeros_like(token_logps))
+        sums.append(torch.zeros(input_ids.shape[0], dtype=per_token.dtype, device=per_token.device)
+                    .index_add(0, rows, per_token))
+    return sums
+
+
 def sequence_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
     """Σ log p(token | prefix) over the tokens where `loss_mask` is 1, one value per row (fp32 softmax)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
-    # Upcast before the softmax: bf16 log-probs summed over hundreds of tokens drift visibly.
-    token_logps = torch.gather(F.log_softmax(logits[:, :-1].float(), dim=-1), 2, input_ids[:, 1:, None]).squeeze(2)
-    target_mask = loss_mask[:, 1:].bool()
-    return torch.where(target_mask, token_logps, torch.zeros_like(token_logps)).sum(-1)
+    return labelled_logps(model, input_ids, attention_mask, [next_token_labels(input_ids, loss_mask)])[0]

@@ -18,7 +18,7 @@ from depo.policy.base import PolicyModel
 from depo.policy.tiny import build_tiny_model
 from depo.policy.tokenizer import train_tokenizer
 from depo.rollout.episodes import run_policy
-from depo.tracking import log_metrics, log_training_history
+from depo.tracking import log_metrics, training_step_logger
 from depo.training import BCConfig, train_bc
 
 
@@ -77,6 +77,6 @@ def pretrain_base_model(tiny_model: PolicyModel, base_corpus: pl.DataFrame, base
     """Instruct-style training on the corpus conversations (assistant turns supervised)."""
     corpus = conversations(base_corpus, system_prompts())
     config = BCConfig(output_dir=base_model["output_dir"], **base_model["training"])
-    outcome = train_bc(tiny_model, corpus, config, base_model["output_dir"])
-    log_training_history(outcome.log_history, prefix="base_model")
+    outcome = train_bc(tiny_model, corpus, config, base_model["output_dir"],
+                       log_step=training_step_logger("base_model"))
     return outcome.policy

@@ -6,7 +6,7 @@ from typing import Any
 import polars as pl
 
 from depo.policy.base import PolicyModel
-from depo.tracking import log_metrics, log_training_history
+from depo.tracking import log_metrics, training_step_logger
 from depo.training import DEPOConfig, train_depo
 
 
@@ -17,7 +17,6 @@ def train_preference_model(
     settings = {**preference_training, **variant}
     name, output_dir = settings.pop("name"), settings.pop("output_dir")
     config = DEPOConfig(output_dir=output_dir, **settings)
-    outcome = train_depo(bc_model, depo_dataset, config, output_dir)
-    log_training_history(outcome.log_history, prefix=name)
+    outcome = train_depo(bc_model, depo_dataset, config, output_dir, log_step=training_step_logger(name))
     log_metrics({f"{name}/dropped_too_long": outcome.dropped_too_long})
     return outcome.policy
