@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,15 @@ def run_kedro(project: Path, pipelines: list[str], env: str = "test", params: di
 @pytest.fixture
 def kedro_project(tmp_path: Path) -> Path:
     return make_project_copy(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def dag_project(tmp_path_factory) -> Path:
+    """A project after the whole default DAG, `kedro run --env test`, in a fresh process as a user runs it
+    (MLflow state starts clean). Read it; to run more in it, copy it first (`shutil.copytree`)."""
+    project = make_project_copy(tmp_path_factory.mktemp("dag") / "project")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    result = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project

@@ -13,7 +13,6 @@ import pytest
 
 from depo.labeling.labels import DEPO_DATASET_SCHEMA
 from depo.schema import TOKEN_COLUMNS, validate_frame
-from tests.conftest import make_project_copy
 
 pytestmark = pytest.mark.slow
 
@@ -21,15 +20,9 @@ STAGES = {"base", "bc", "kto", "depo", "depo_penalty"}
 PIPELINE_ORDER = ["rollouts", "base_model", "mcts", "labeling", "bc", "depo", "evaluation"]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """`kedro run --env test` in a fresh process, as a user runs it (MLflow state starts clean)."""
-    project = make_project_copy(tmp_path_factory.mktemp("dag") / "project")
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
-    result = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return project
+@pytest.fixture
+def project(dag_project) -> Path:
+    return dag_project
 
 
 def newest(project: Path, relative: str) -> Path:
@@ -98,6 +91,14 @@ def test_the_mlflow_run_holds_parameters_training_curves_and_evaluation(project)
         assert name in metrics, name
     assert len(client.get_metric_history(run.info.run_id, "base_model/loss")) > 1
     assert metrics["kto/bonus/mean"] == 0.0 and metrics["depo/bonus/mean"] > 0.0
+    # Every saved model directory, figure and report is an artifact of the run (depo.hooks.ArtifactLoggingHook).
+    models = {a.path for a in client.list_artifacts(run.info.run_id, "models")}
+    assert models == {f"models/{m}" for m in ("tiny_model", "base_model", "bc_model", "kto_model", "depo_model",
+                                              "depo_penalty_model")}
+    assert "models/bc_model/model.safetensors" in {a.path for a in client.list_artifacts(run.info.run_id, "models/bc_model")}
+    reporting = {a.path for a in client.list_artifacts(run.info.run_id, "reporting")}
+    assert {f"reporting/{name}" for name in ("labeling_histograms.png", "stage_metrics.png", "math_metrics.png",
+                                             "comparison_report.md")} <= reporting
 
 
 def test_kedro_viz_exports_the_dag_with_the_stages_in_order(project):

@@ -11,6 +11,11 @@ Before anything is logged or computed (`tryfirst`, so ahead of kedro-mlflow's ow
   corrupt or missing input fails before the first node, naming the entry or path and what is wrong,
   and no output version is written.
 
+During the run, `ArtifactLoggingHook` logs what a saved catalog entry wrote to the active MLflow run,
+chosen by dataset type: model directories (`ModelDirectoryDataset`) under `models/<entry>/`, figures
+(`matplotlib.MatplotlibDataset`) and reports (`text.TextDataset`) under `reporting/<file>`. Model
+directories can be switched off (`mlflow_artifacts.model_directories: false`, as in conf/paper).
+
 Tracking off: `DEPO_TRACKING=off kedro run …` runs without MLflow (see `tracking_enabled`).
 """
 from __future__ import annotations
@@ -181,3 +186,79 @@ class NodeTimingHook:
         elapsed = time.perf_counter() - self._started.pop(node.name)
         self.timings[node.name] = elapsed
         log_metrics({f"time/{node.name}": elapsed})
+
+
+MLFLOW_ARTIFACTS = "mlflow_artifacts"  # the parameters block of ArtifactLoggingHook
+
+
+def model_directory_logging(params: dict[str, Any]) -> bool:
+    """`mlflow_artifacts.model_directories` (default true): whether saved model directories become
+    MLflow artifacts. Off for large models, whose weights would be copied into the artifact store."""
+    block = params.get(MLFLOW_ARTIFACTS) or {}
+    if not isinstance(block, dict) or set(block) - {"model_directories"}:
+        raise ValueError(f"parameters {MLFLOW_ARTIFACTS}: expected {{model_directories: true|false}}, got {block!r}")
+    value = block.get("model_directories", True)
+    if not isinstance(value, bool):
+        raise ValueError(f"parameters {MLFLOW_ARTIFACTS}.model_directories: must be true or false, got {value!r}")
+    return value
+
+
+def saved_path(dataset) -> Path | None:
+    """The local file or directory the dataset's last save wrote (its version folder when versioned);
+    None for a remote filesystem or a dataset without a path."""
+    from kedro.io.core import AbstractVersionedDataset, get_filepath_str
+
+    filepath = getattr(dataset, "_filepath", None)
+    if filepath is None or getattr(dataset, "_protocol", "file") != "file":
+        return None
+    # The session fixes one save version for every entry, so this is where save() just wrote
+    # (`_get_save_path` itself refuses a path that exists, i.e. after the save).
+    version = dataset.resolve_save_version() if isinstance(dataset, AbstractVersionedDataset) else None
+    return Path(get_filepath_str(dataset._get_versioned_path(version) if version else filepath, "file"))
+
+
+def artifact_destination(dataset_name: str, dataset, path: Path, model_directories: bool = True) -> str | None:
+    """The run's artifact folder for what `dataset` saved at `path`, or None when it is not logged.
+
+    By dataset type, so every new plot, report or model entry in a catalog is logged without a list
+    to keep in sync: model directories → `models/<entry>`, figures and reports → `reporting` (a
+    folder of figures → `reporting/<folder>`).
+    """
+    from kedro_datasets.matplotlib import MatplotlibDataset
+    from kedro_datasets.text import TextDataset
+
+    from depo.datasets.model_directory import ModelDirectoryDataset
+
+    if isinstance(dataset, ModelDirectoryDataset):
+        return f"models/{dataset_name}" if model_directories else None
+    if isinstance(dataset, (MatplotlibDataset, TextDataset)):
+        return f"reporting/{path.name}" if path.is_dir() else "reporting"
+    return None
+
+
+class ArtifactLoggingHook:
+    """Model directories, figures and reports saved during the run, logged to the active MLflow run
+    (see `artifact_destination`). Without an active run nothing is logged."""
+
+    def __init__(self):
+        self._catalog = None
+        self._model_directories = True
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self._catalog = catalog
+        self._model_directories = model_directory_logging(catalog.load("parameters"))
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        from depo.tracking import log_artifact, run_active
+
+        if self._catalog is None or not run_active():
+            return
+        dataset = self._catalog.get(dataset_name)
+        path = saved_path(dataset)
+        if path is None:
+            return
+        destination = artifact_destination(dataset_name, dataset, path, self._model_directories)
+        if destination is not None:
+            log_artifact(path, destination)

@@ -15,6 +15,7 @@ CONFIG_LOADER_ARGS = {
 }
 
 from depo.hooks import (  # noqa: E402
+    ArtifactLoggingHook,
     InputCheckHook,
     NodeTimingHook,
     ParameterValidationHook,
@@ -24,9 +25,10 @@ from depo.hooks import (  # noqa: E402
 
 # kedro-mlflow's own hook is registered by its plugin entry point; these run beside it. The `tryfirst`
 # hooks run last-registered first: parameters are validated before inputs are checked.
-# `DEPO_TRACKING=off kedro run …` runs without MLflow: the plugin's hooks are not registered.
+# `DEPO_TRACKING=off kedro run …` runs without MLflow: the plugin's hooks and ArtifactLoggingHook are
+# not registered.
 if tracking_enabled():
-    HOOKS = (TrackingCheckHook(), InputCheckHook(), ParameterValidationHook(), NodeTimingHook())
+    HOOKS = (TrackingCheckHook(), InputCheckHook(), ParameterValidationHook(), NodeTimingHook(), ArtifactLoggingHook())
 else:
     HOOKS = (InputCheckHook(), ParameterValidationHook(), NodeTimingHook())
     DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")

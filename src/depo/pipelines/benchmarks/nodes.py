@@ -23,7 +23,7 @@ from depo.benchmarks.measurement import RESULT_SCHEMA, torch_threads
 from depo.envs import build_suite
 from depo.policy.base import PolicyModel
 from depo.search import ExpertProposer, MCTSConfig
-from depo.tracking import log_metrics, log_text
+from depo.tracking import log_metrics
 
 DEFAULT_EXPERIMENT = "depo"
 
@@ -113,5 +113,4 @@ def report_benchmarks(*results: pl.DataFrame) -> tuple[pl.DataFrame, str]:
     frame = pl.concat(results, how="vertical").cast(RESULT_SCHEMA)
     log_metrics({f"benchmark/{name}": value for name, value in frame.select("name", "value").iter_rows()})
     report = markdown_report(frame)
-    log_text(report, "benchmark_report.md")
     return frame, report

@@ -13,7 +13,7 @@ from depo.policy.base import GenerationConfig, PolicyModel
 from depo.policy.local import LocalGenerator
 from depo.policy.rollouts import rollout
 from depo.schema import TOKEN_COLUMNS, TRAJECTORY_SCHEMA
-from depo.tracking import log_metrics, log_text
+from depo.tracking import log_metrics
 
 STAGES = ("base", "bc", "kto", "depo", "depo_penalty")
 EMPTY_EVALUATION = {**TRAJECTORY_SCHEMA, **TOKEN_COLUMNS}
@@ -68,5 +68,4 @@ def summarize_evaluation(evaluation: dict[str, Any], *stage_trajectories: pl.Dat
 def report_evaluation(evaluation_metrics: pl.DataFrame, math_metrics_frame: pl.DataFrame):
     """The Table-1 comparison (Markdown) and the figures."""
     report = comparison_report(evaluation_metrics)
-    log_text(report, "comparison_report.md")
     return report, plot_stage_metrics(evaluation_metrics), plot_math_metrics(math_metrics_frame)
