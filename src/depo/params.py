@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from depo.envs import ENV_NAMES
+from depo.evaluation.metrics import AGENT_METRICS
+from depo.evaluation.studies import BONUS_VARIANTS, DATA_FRACTION_SLOTS
 
 Probability = float
 
@@ -247,6 +258,81 @@ class BenchmarksParams(Block):
         return multiples
 
 
+StudyMetric = Literal[AGENT_METRICS]
+# Stage names of the default run; a study variant of the same name would be confused with them.
+DEFAULT_STAGES = ("base", "bc", "kto", "depo", "depo_penalty")
+
+
+class StudyEvaluationParams(Block):
+    """The envs a study evaluates on; every other evaluation setting is the `evaluation` block's."""
+
+    envs: list[Literal["babyai", "webshop"]] = Field(min_length=1)
+
+
+class StudyVariantParams(VariantParams):
+    """A study's DEPO variant: checked as a DEPOConfig on its own (the shared block is checked apart)."""
+
+    @model_validator(mode="after")
+    def _depo_settings(self):
+        if self.name in DEFAULT_STAGES:
+            raise ValueError(f"name {self.name!r} is a stage of the default run; choose another")
+        _training_config("depo", self.model_dump(exclude={"name", "output_dir"}))
+        return self
+
+
+class StudySlotParams(Block):
+    variant: StudyVariantParams
+
+
+def _distinct(what: str, values: list[Any]) -> None:
+    if len(set(values)) < len(values):
+        raise ValueError(f"the variants' {what} must differ, got {values}")
+
+
+class _TrainingStudyParams(Block):
+    evaluation: StudyEvaluationParams
+    metrics: list[StudyMetric] = Field(min_length=1)
+
+    def _variants(self, slots: tuple[str, ...]) -> list[StudyVariantParams]:
+        variants = [getattr(self, slot).variant for slot in slots]
+        _distinct("names", [variant.name for variant in variants])
+        _distinct("output_dir", [variant.output_dir for variant in variants])
+        return variants
+
+
+class _DataFractionStudy(_TrainingStudyParams):
+    @model_validator(mode="after")
+    def _fractions(self):
+        variants = self._variants(DATA_FRACTION_SLOTS)
+        unset = [f"{slot}.variant.data_fraction" for slot, variant in zip(DATA_FRACTION_SLOTS, variants, strict=True)
+                 if "data_fraction" not in variant.model_dump()]
+        if unset:
+            raise ValueError(f"{', '.join(unset)} missing: each slot sets the fraction of depo_dataset it trains on")
+        _distinct("data_fraction", [variant.model_dump()["data_fraction"] for variant in variants])
+        return self
+
+
+class _BonusStudy(_TrainingStudyParams):
+    @model_validator(mode="after")
+    def _names(self):
+        self._variants(BONUS_VARIANTS)
+        return self
+
+
+# One field per slot / variant of the pipelines (`depo.evaluation.studies`), so a missing or misspelled one is named.
+DataFractionStudyParams = create_model(
+    "DataFractionStudyParams", __base__=_DataFractionStudy, **{slot: (StudySlotParams, ...) for slot in DATA_FRACTION_SLOTS}
+)
+BonusStudyParams = create_model(
+    "BonusStudyParams", __base__=_BonusStudy, **{variant: (StudySlotParams, ...) for variant in BONUS_VARIANTS}
+)
+
+
+class PenaltyStudyParams(Block):
+    stages: list[Literal["base", "kto", "depo", "depo_penalty"]] = Field(min_length=1)
+    metrics: list[StudyMetric] = Field(min_length=1)
+
+
 BLOCKS: dict[str, type[Block]] = {
     "envs": EnvsParams,
     "webshop_catalog": WebShopCatalogParams,
@@ -259,6 +345,9 @@ BLOCKS: dict[str, type[Block]] = {
     "bc": BCParams,
     "evaluation": EvaluationParams,
     "benchmarks": BenchmarksParams,
+    "study_data_fraction": DataFractionStudyParams,
+    "study_penalty": PenaltyStudyParams,
+    "study_bonus": BonusStudyParams,
 }
 VARIANT_BLOCKS = ("depo", "kto", "depo_penalty")
 
