@@ -207,6 +207,43 @@ def test_cached_loop_and_hf_generate_give_the_same_greedy_tokens(policy, prompts
     assert MAX_NEW_TOKENS in lengths and min(lengths) < MAX_NEW_TOKENS
 
 
+def test_cached_loop_matches_hf_generate_for_copies_of_each_prompt(policy, prompts):
+    # K copies of a prompt share all but its last token: later copies reuse the first one's keys
+    # and values within the batch, and every decode step reads the batch's common prefix once.
+    config = dataclasses.replace(GREEDY, num_return_sequences=3)
+    cached = LocalGenerator(policy, max_batch_size=12, decoder="cached_loop").generate(prompts[:6], config)
+    plain = LocalGenerator(policy, max_batch_size=12, decoder="hf_generate").generate(prompts[:6], config)
+    assert completions_table(cached) == completions_table(plain)
+    assert all(len({(c.text, c.n_tokens) for c in choices}) == 1 for choices in cached)
+
+
+def test_cached_loop_matches_hf_generate_with_grouped_query_attention(policy, tokenizer, prompts):
+    config = copy.deepcopy(policy.model.config)
+    config.num_key_value_heads = 2  # two query heads per key/value head
+    model = type(policy.model)(config).eval()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    grouped = PolicyModel(model=model, tokenizer=tokenizer)
+    cached = LocalGenerator(grouped, max_batch_size=8, decoder="cached_loop").generate(prompts, GREEDY)
+    plain = LocalGenerator(grouped, max_batch_size=8, decoder="hf_generate").generate(prompts, GREEDY)
+    assert completions_table(cached) == completions_table(plain)
+    assert len(set(completions_table(cached))) > 1
+
+
+def test_cached_loop_leaves_the_models_attention_setting_alone(policy, tokenizer, prompts):
+    ids = sample_ids(tokenizer)
+    before = logits(policy.model, ids)
+    setting = policy.model.config._attn_implementation
+    LocalGenerator(policy, decoder="cached_loop").generate(prompts[:3], GREEDY)
+    assert policy.model.config._attn_implementation == setting
+    configs = [module.config for module in policy.model.modules() if hasattr(module, "config")]
+    assert all(config._attn_implementation == setting for config in configs)
+    assert torch.equal(logits(policy.model, ids), before)
+
+
 def test_sampling_is_reproducible_from_the_seed(policy, prompts):
     generator = LocalGenerator(policy)
     config = GenerationConfig(max_new_tokens=12, do_sample=True, temperature=1.0, top_p=0.9, num_return_sequences=3)
@@ -450,6 +487,8 @@ def test_smollm2_generates_and_round_trips(tmp_path):
     ((completion,),) = LocalGenerator(smollm2).generate([messages], config)
     assert completion.text.strip()
     assert 0 < completion.n_tokens <= 8
+    # SmolLM2 groups 3 query heads per key/value head: the cached decoder still matches plain generate.
+    assert LocalGenerator(smollm2, decoder="hf_generate").generate([messages], config) == [[completion]]
 
     dataset = ModelDirectoryDataset(path=str(tmp_path / "smollm2"))
     dataset.save(smollm2)

@@ -12,8 +12,11 @@ from depo.policy.rollouts import rollout
 ROLLOUT_SPEEDUP_TARGET = Target(">=", 8)
 
 
-def env_steps_per_second(generator: LocalGenerator, suite: TaskSuite, tasks: list[Task], config: GenerationConfig,
-                         history_turns: int | None, batch_size: int) -> float:
+def env_steps_per_second(policy: PolicyModel, decoder: str, suite: TaskSuite, tasks: list[Task],
+                         config: GenerationConfig, history_turns: int | None, batch_size: int) -> float:
+    # A fresh generator per run: a reused one would find the previous run's episodes in its prefix
+    # store and skip most of the first steps' prompts.
+    generator = LocalGenerator(policy, max_batch_size=batch_size, decoder=decoder)
     frame, seconds = timed(lambda: rollout(generator, suite, tasks, source="benchmark", config=config,
                                            history_turns=history_turns, batch_size=batch_size, progress=False))
     return frame.height / seconds  # one row per env step
@@ -24,11 +27,9 @@ def rollout_speedup(policy: PolicyModel, suite: TaskSuite, tasks: list[Task], ma
     """Env steps/s of `rollout` with `batch_size` episodes and the prefix-cached decoder, ÷ env steps/s of
     one episode at a time with one `model.generate` call per step; same model, tasks, greedy decoding."""
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False)
-    batched = LocalGenerator(policy, max_batch_size=batch_size, decoder="cached_loop")
-    sequential = LocalGenerator(policy, max_batch_size=1, decoder="hf_generate")
     pairs = interleaved(
-        lambda: env_steps_per_second(batched, suite, tasks, config, history_turns, batch_size),
-        lambda: env_steps_per_second(sequential, suite, tasks, config, history_turns, 1),
+        lambda: env_steps_per_second(policy, "cached_loop", suite, tasks, config, history_turns, batch_size),
+        lambda: env_steps_per_second(policy, "hf_generate", suite, tasks, config, history_turns, 1),
         repeats,
     )
     return Measurement(

@@ -3,19 +3,27 @@
 Prompts are rendered with the tokenizer's chat template, grouped into batches of at most
 `max_batch_size` rows, and decoded with a KV cache until every row has emitted a stop token.
 
-Two decoders give the same greedy tokens: `cached_loop` (default) prefills each prompt unpadded,
-reusing the stored keys and values of any prefix it has already computed (the system prompt, the
-episode's previous step), then decodes all rows together, left-padded, in a preallocated cache,
-dropping finished rows from the batch; `hf_generate` is one plain `model.generate` call per
-left-padded batch. For small models on CPU the loop is several times faster: `generate` recomputes
-every prompt, pays a padding mask over the whole prompt, and copies its growing cache every step.
+Two decoders give the same greedy tokens: `cached_loop` (default) and `hf_generate`, one plain
+`model.generate` call per left-padded batch. `cached_loop` keeps each row's keys and values
+contiguous in one preallocated buffer per layer and attends each row over its own length only
+(the `depo_ragged` attention it registers with transformers), so no pad is computed or masked:
+- prefill: the longest prefix already computed (the system prompt, the episode's previous step,
+  another row of the batch) is copied; the remaining tokens of all rows go through the model
+  packed into one sequence;
+- decode: one forward per token for all unfinished rows, runs of rows of similar length attended
+  together, the prefix every row shares read once; a finished row just stops being attended.
+For small models on CPU it is several times faster than `generate`, which recomputes every prompt,
+masks every pad and copies its growing cache every step.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
-from transformers import DynamicCache, StaticCache
+from transformers import AttentionInterface
 
 from depo.agent.prompting import Message
 from depo.policy.base import Completion, GenerationConfig, PolicyModel
@@ -23,6 +31,9 @@ from depo.policy.tokenizer import END
 from depo.policy.tokens import generated_length
 
 DECODERS = ("cached_loop", "hf_generate")
+RAGGED_ATTENTION = "depo_ragged"
+# New tokens per packed prefill forward: bounds its activations, not the batch size.
+PREFILL_TOKENS = 8192
 
 
 class LocalGenerator:
@@ -41,6 +52,9 @@ class LocalGenerator:
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         tokenizer, model = policy.tokenizer, policy.model
+        if decoder == "cached_loop" and _uses_sliding_window(model.config.get_text_config()):
+            raise ValueError(f"model {_model_name(model)!r} uses sliding-window attention, which decoder='cached_loop' "
+                             "does not implement; use decoder='hf_generate'")
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"tokenizer of {_model_name(model)!r} has no chat template; a chat model is required")
         self.policy = policy
@@ -99,90 +113,101 @@ class LocalGenerator:
         self, rows: Sequence[list[int]], config: GenerationConfig, rng: torch.Generator
     ) -> list[list[int]]:
         model = self.policy.model
-        # Each prompt is prefilled on its own, without padding: padded batched prefill pays for an
-        # explicit attention mask over every pad, which on CPU costs more than the whole decode.
-        first_logits, prompt_states = [], []
-        for ids in rows:
-            logits, states = self._prefill(ids)
-            first_logits.append(logits)
-            prompt_states.append(states)
-        lengths = [len(ids) for ids in rows]
-        width = max(lengths)
-        # A preallocated cache, written in place: a growing cache copies all keys and values every step.
-        cache = StaticCache(config=model.config, max_cache_len=width + config.max_new_tokens)
-        for layer_index in range(len(prompt_states[0])):
-            keys, values = (
-                torch.cat([_left_pad(states[layer_index][part], width) for states in prompt_states])
-                for part in (0, 1)
-            )
-            cache.update(keys, values, layer_index)
-        attention_mask = torch.zeros((len(rows), width + config.max_new_tokens), dtype=torch.long)
-        for i, length in enumerate(lengths):
-            attention_mask[i, width - length : width] = 1
-        attention_mask = attention_mask.to(model.device)
-        next_positions = torch.tensor(lengths, device=model.device)[:, None]
-        stop_ids = torch.tensor(sorted(self.stop_ids), device=model.device)
+        # Cache rows in prompt-length order: neighbouring rows then have similar lengths, and a
+        # decode step attends over runs of them at once with little padding.
+        order = sorted(range(len(rows)), key=lambda row: len(rows[row]))
+        rows = [rows[row] for row in order]
+        lengths = [len(ids) for ids in rows]  # keys and values in the cache, per row
+        cache = _RowCache(model, lengths, capacity=lengths[-1] + config.max_new_tokens)
         outputs: list[list[int]] = [[] for _ in rows]
-        active = torch.arange(len(rows))  # original row of each row still in the batch
-        logits = torch.stack(first_logits)
-        for step in range(config.max_new_tokens):
-            next_ids = _next_tokens(logits, config, rng)
-            for row, token in zip(active.tolist(), next_ids.tolist()):
-                outputs[row].append(token)
-            keep = ~torch.isin(next_ids, stop_ids)
-            if step == config.max_new_tokens - 1:
-                keep[:] = False
-            # The tokens fed so far are this row's sequence; its keys and values can seed later prompts.
-            for batch_index in (~keep).nonzero().squeeze(-1).tolist():
-                row = int(active[batch_index])
-                states = [
-                    (layer.keys[batch_index : batch_index + 1, :, width - lengths[row] : width + step],
-                     layer.values[batch_index : batch_index + 1, :, width - lengths[row] : width + step])
-                    for layer in cache.layers
-                ]
-                self._prefix_store.add(list(rows[row]) + outputs[row][:-1], states)
-            if not keep.any():
-                break
-            if not keep.all():
-                # Finished rows leave the batch: later steps only compute the unfinished ones.
-                kept = keep.nonzero().squeeze(-1)
-                cache.reorder_cache(kept)
-                active, next_ids = active[kept.cpu()], next_ids[kept]
-                attention_mask, next_positions = attention_mask[kept], next_positions[kept]
-            attention_mask[:, width + step] = 1
-            out = model(
-                input_ids=next_ids[:, None],
-                attention_mask=attention_mask[:, : width + step + 1],
-                position_ids=next_positions + step,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            logits = out.logits[:, -1, :]
-        return outputs
+        active = list(range(len(rows)))  # rows still decoding, in cache order
+        # The prompts' common prefix (the system prompt) has the same keys and values in every row
+        # (up to rounding where rows computed it in separate forwards): a decode step reads one copy.
+        shared = int(_common_prefix_lengths(_id_table([torch.tensor(ids) for ids in rows]), rows[0],
+                                            lengths[0] - 1).min())
+        with _ragged_attention_on(model):
+            logits = self._prefill(cache, rows)
+            for step in range(config.max_new_tokens):
+                next_ids = _next_tokens(logits, config, rng)
+                kept = []
+                for index, (row, token) in enumerate(zip(active, next_ids.tolist())):
+                    outputs[row].append(token)
+                    if token in self.stop_ids or step == config.max_new_tokens - 1:
+                        # The tokens fed so far are this row's sequence; they can seed a later prompt.
+                        self._prefix_store.add(list(rows[row]) + outputs[row][:-1], cache.row_states(row, lengths[row]))
+                    else:
+                        kept.append(index)
+                if not kept:
+                    break
+                if len(kept) < len(active):
+                    # A finished row only stops being attended: nothing in the cache moves.
+                    active = [active[index] for index in kept]
+                    next_ids = next_ids[torch.tensor(kept, device=next_ids.device)]
+                forward = _Forward.decode(active, lengths, shared, model.device)
+                logits = self._forward(cache, forward, next_ids[:, None], forward.positions[:, None], 1)[:, -1]
+                for row in active:
+                    lengths[row] += 1
+        unordered = [[] for _ in rows]
+        for position, row in enumerate(order):
+            unordered[row] = outputs[position]
+        return unordered
 
-    def _prefill(self, ids: list[int]) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Last-position logits and per-layer (keys, values) of one unpadded prompt.
+    def _prefill(self, cache: _RowCache, rows: Sequence[list[int]]) -> torch.Tensor:
+        """Logits (rows, vocab) of every prompt's last position, with its keys and values in `cache`.
 
-        The longest prefix already in the prefix store (the shared system prompt, or the previous
-        step of the same episode) is not recomputed.
+        A prompt computes only what no earlier sequence covers: the longest prefix in the prefix
+        store, or shared with an earlier prompt of this batch (the system prompt at an episode's
+        first step, the K copies of an MCTS prompt), is copied. Rows reusing another row of the
+        batch go in a second wave, after that row; each wave is packed into forwards of at most
+        `PREFILL_TOKENS` new tokens.
         """
         model = self.policy.model
-        prompt = torch.tensor(ids, dtype=torch.long, device=model.device)
-        reused, states = self._prefix_store.longest_prefix(ids)
-        cache = DynamicCache(config=model.config)
-        for layer_index, (keys, values) in enumerate(states):
-            cache.update(keys[:, :, :reused], values[:, :, :reused], layer_index)
-        out = model(
-            input_ids=prompt[None, reused:],
-            position_ids=torch.arange(reused, len(ids), device=model.device)[None],
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        states = [(layer.keys, layer.values) for layer in out.cache.layers]
-        self._prefix_store.add(ids, states)
-        return out.logits[0, -1, :], states
+        stored = [self._prefix_store.longest_prefix(ids) for ids in rows]
+        waves, sources = [0] * len(rows), [-1] * len(rows)  # source: the batch row a prefix is copied from
+        reused = [length for length, _ in stored]
+        table = _id_table([torch.tensor(ids, dtype=torch.long) for ids in rows])
+        for row in range(1, len(rows)):
+            # Only first-wave rows are sources, so there are at most two waves.
+            candidates = [other for other in range(row) if waves[other] == 0]
+            shared = _common_prefix_lengths(table[candidates], rows[row], len(rows[row]) - 1)
+            best = int(shared.argmax())
+            if int(shared[best]) > reused[row]:
+                waves[row], sources[row], reused[row] = 1, candidates[best], int(shared[best])
+        logits: torch.Tensor | None = None
+        for wave in (0, 1):
+            members = [row for row in range(len(rows)) if waves[row] == wave]
+            for row in members:
+                if sources[row] >= 0:
+                    cache.copy_from_row(row, sources[row], reused[row])
+                elif reused[row]:
+                    cache.copy_from_states(row, stored[row][1], reused[row])
+            for chunk in _token_chunks(members, [len(rows[row]) - reused[row] for row in members], PREFILL_TOKENS):
+                new_ids = [token for row in chunk for token in rows[row][reused[row] :]]
+                forward = _Forward.prefill(chunk, [reused[row] for row in chunk], [len(rows[row]) for row in chunk],
+                                           model.device)
+                last_positions = torch.tensor([first + count - 1 for _, first, count, _ in forward.segments],
+                                              device=model.device)
+                out = self._forward(cache, forward, torch.tensor([new_ids], device=model.device),
+                                    forward.positions[None], last_positions)
+                if logits is None:
+                    logits = out.new_empty((len(rows), out.shape[-1]))
+                logits[chunk] = out[0]
+        return logits
+
+    def _forward(self, cache: _RowCache, forward: _Forward, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                 logits_to_keep: int | torch.Tensor) -> torch.Tensor:
+        cache.forward = forward
+        logits = self.policy.model(
+            input_ids=input_ids, position_ids=position_ids, cache=cache, use_cache=True,
+            logits_to_keep=logits_to_keep, ragged_forward=forward,
+        ).logits
+        if forward.attention_calls != forward.cache_updates or not forward.attention_calls:
+            raise RuntimeError(
+                f"model {self.name!r} does not run its attention through transformers' attention interface "
+                f"({forward.attention_calls} ragged attention calls for {forward.cache_updates} cache updates); "
+                "use decoder='hf_generate'"
+            )
+        return logits
 
     @torch.inference_mode()
     def _decode_hf(self, rows: Sequence[list[int]], config: GenerationConfig, rng: torch.Generator) -> list[list[int]]:
@@ -206,13 +231,269 @@ class LocalGenerator:
         return sequences[:, input_ids.shape[1] :].tolist()
 
 
+class _Block(NamedTuple):
+    """Consecutive cache rows of a decode step, attended together up to the longest one's length."""
+
+    first: int  # the block's first token (one token per row)
+    row: int  # its first cache row
+    rows: int
+    length: int  # positions attended: the longest row's length
+    padded_from: int  # the shortest row's length: positions from here on are padding for some rows
+    padding: torch.Tensor | None  # (rows, 1, 1, length - padded_from), True past a row's own length
+
+
+@dataclass
+class _Forward:
+    """Where the tokens of one model call go in a `_RowCache`, and what each of them attends to.
+
+    Token i (batch-major order) is written to cache row `rows[i]` at position `positions[i]`. A
+    prefill lists per cache row (row, its first token, its number of tokens, its length after this
+    call); a row's tokens are consecutive and are its last positions. A decode step (one token per
+    row) lists `blocks` of consecutive cache rows instead.
+    """
+
+    rows: torch.Tensor
+    positions: torch.Tensor
+    segments: list[tuple[int, int, int, int]] = field(default_factory=list)
+    blocks: list[_Block] = field(default_factory=list)
+    shared: tuple[int, int] = (0, 0)  # (a cache row, length) of a prefix all rows of a decode step share
+    write_index: torch.Tensor | None = None  # flat (token, kv head) slots in the cache, set by the first layer
+    cache_updates: int = 0
+    attention_calls: int = 0
+
+    @classmethod
+    def prefill(cls, rows: list[int], starts: list[int], ends: list[int], device) -> _Forward:
+        """Positions starts[i]..ends[i]-1 of each of `rows`, packed into one sequence."""
+        counts = [end - start for start, end in zip(starts, ends)]
+        firsts = [sum(counts[:i]) for i in range(len(counts))]
+        counts_tensor = torch.tensor(counts, device=device)
+        # Position of packed token t of row i: starts[i] + (t - firsts[i]).
+        offsets = torch.tensor([start - first for start, first in zip(starts, firsts)], device=device)
+        return cls(
+            rows=torch.tensor(rows, device=device).repeat_interleave(counts_tensor),
+            positions=torch.arange(sum(counts), device=device) + offsets.repeat_interleave(counts_tensor),
+            segments=list(zip(rows, firsts, counts, ends)),
+        )
+
+    @classmethod
+    def decode(cls, rows: list[int], lengths: list[int], shared: int, device) -> _Forward:
+        """One token per row (rows in cache order), at the row's next position; the rows' first
+        `shared` positions hold the same keys and values."""
+        blocks, start = [], 0
+        for end in range(1, len(rows) + 1):
+            if end < len(rows) and rows[end] == rows[end - 1] + 1:
+                # Rows are in length order: a longer neighbour joins while padding stays under 1/8.
+                widest = lengths[rows[end]] + 1
+                if widest * (end + 1 - start) <= 1.125 * sum(lengths[row] + 1 for row in rows[start : end + 1]):
+                    continue
+            block_lengths = [lengths[row] + 1 for row in rows[start:end]]
+            shortest, widest = block_lengths[0], block_lengths[-1]
+            padding = None
+            if shortest != widest:
+                padding = (torch.arange(shortest, widest, device=device)
+                           >= torch.tensor(block_lengths, device=device)[:, None])[:, None, None, :]
+            blocks.append(_Block(start, rows[start], end - start, widest, shortest, padding))
+            start = end
+        return cls(
+            rows=torch.tensor(rows, device=device),
+            positions=torch.tensor([lengths[row] for row in rows], device=device),
+            blocks=blocks,
+            shared=(rows[0], shared if len(rows) > 1 else 0),
+        )
+
+
+class _RowCache:
+    """Keys and values of a batch's rows: one (rows, kv heads, capacity, head dim) buffer per layer.
+
+    Row r's positions are contiguous from 0. Before each model call `forward` says where the new
+    tokens go; `update` writes them there and hands the whole buffers to `_ragged_attention`, which
+    reads each row only up to its own length (or, in a decode step, up to the longest length of a
+    run of similar rows). Nothing moves when a row finishes.
+    """
+
+    def __init__(self, model, prompt_lengths: list[int], capacity: int):
+        config = model.config.get_text_config()
+        heads = config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        shape = (len(prompt_lengths), kv_heads, capacity, head_dim)
+        self.keys = [torch.empty(shape, dtype=model.dtype, device=model.device)
+                     for _ in range(config.num_hidden_layers)]
+        self.values = [torch.empty_like(keys) for keys in self.keys]
+        # Padding read by a decode step gets zero weight, which needs finite values behind it.
+        for buffer in self.values:
+            for row, length in enumerate(prompt_lengths):
+                buffer[row, :, length:].zero_()
+        self.forward: _Forward | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        rows, kv_heads, capacity, head_dim = keys.shape
+        if key_states.shape[1] != kv_heads or key_states.shape[3] != head_dim:
+            raise RuntimeError(f"layer {layer_idx} produced keys of shape {tuple(key_states.shape)}; the cache "
+                               f"expected {kv_heads} kv heads of size {head_dim} from the model config")
+        forward = self.forward
+        forward.cache_updates += 1
+        if forward.write_index is None:
+            heads = torch.arange(kv_heads, device=keys.device)
+            forward.write_index = ((forward.rows[:, None] * kv_heads + heads) * capacity
+                                   + forward.positions[:, None]).flatten()
+        # (batch, kv heads, tokens, dim) -> one (dim,) slice per (token, kv head), batch-major like `forward.rows`.
+        keys.view(-1, head_dim).index_copy_(0, forward.write_index, key_states.transpose(1, 2).reshape(-1, head_dim))
+        values.view(-1, head_dim).index_copy_(0, forward.write_index,
+                                              value_states.transpose(1, 2).reshape(-1, head_dim))
+        return keys, values
+
+    def row_states(self, row: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer (1, kv heads, length, head dim) views of one row's first `length` positions."""
+        return [(keys[row : row + 1, :, :length], values[row : row + 1, :, :length])
+                for keys, values in zip(self.keys, self.values)]
+
+    def copy_from_row(self, row: int, source: int, length: int) -> None:
+        for buffer in (*self.keys, *self.values):
+            buffer[row, :, :length] = buffer[source, :, :length]
+
+    def copy_from_states(self, row: int, states: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> None:
+        for keys, values, (stored_keys, stored_values) in zip(self.keys, self.values, states):
+            keys[row, :, :length] = stored_keys[0, :, :length]
+            values[row, :, :length] = stored_values[0, :, :length]
+
+
+def _ragged_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask,
+                      scaling: float, dropout: float = 0.0, ragged_forward: _Forward | None = None, **kwargs):
+    """Attention of each row's new tokens over that row's own keys (a `_RowCache` buffer), causal.
+
+    A decode step reads each row's keys and values once (plus the little padding of its block),
+    which is what its time is made of once a batch's contexts outgrow the CPU caches. Plain
+    matmuls: on CPU, `scaled_dot_product_attention` is several times slower for one query per row
+    or with a mask.
+    """
+    if ragged_forward is None:
+        raise RuntimeError(f"the {RAGGED_ATTENTION!r} attention only runs inside LocalGenerator's cached_loop decoder")
+    ragged_forward.attention_calls += 1
+    batch, heads, n_queries, head_dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    queries = query.transpose(1, 2).reshape(batch * n_queries, heads, head_dim) * scaling  # batch-major tokens
+    output = torch.empty_like(queries)
+    if ragged_forward.blocks:
+        _decode_attention(queries, key, value, ragged_forward, output)
+    for row, first, count, length in ragged_forward.segments:
+        row_queries = queries[first : first + count].transpose(0, 1).reshape(kv_heads, groups * count, head_dim)
+        weights = torch.bmm(row_queries, key[row, :, :length].transpose(1, 2))
+        if count > 1:
+            # New token i of the row sees its first length - count + i + 1 positions.
+            causal = torch.ones((count, count), dtype=torch.bool, device=query.device).triu(1)
+            weights.view(kv_heads, groups, count, length)[..., length - count :].masked_fill_(causal, float("-inf"))
+        weights = _softmax(weights)
+        output[first : first + count] = (
+            torch.bmm(weights, value[row, :, :length]).view(heads, count, head_dim).transpose(0, 1)
+        )
+    return output.view(batch, n_queries, heads, head_dim), None
+
+
+def _softmax(weights: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension, computed in float32 (as transformers' eager attention)."""
+    if weights.dtype == torch.float32:
+        return weights.softmax(-1)
+    return weights.softmax(-1, dtype=torch.float32).to(weights.dtype)
+
+
+def _decode_attention(queries: torch.Tensor, key: torch.Tensor, value: torch.Tensor, forward: _Forward,
+                      output: torch.Tensor) -> None:
+    """One query per row, written to `output` (rows, heads, head dim); see `_Forward.blocks`.
+
+    The prefix every row shares (the system prompt) is read once for all rows, not once per row.
+    """
+    n_tokens, heads, head_dim = queries.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    shared_row, shared = forward.shared
+    if shared:
+        # (kv heads, rows x group heads, shared positions) in one product, then viewed per row.
+        by_head = queries.view(n_tokens, kv_heads, groups, head_dim).transpose(0, 1)
+        shared_weights = torch.bmm(by_head.reshape(kv_heads, n_tokens * groups, head_dim),
+                                   key[shared_row, :, :shared].transpose(1, 2))
+        shared_weights = shared_weights.view(kv_heads, n_tokens, groups, shared).transpose(0, 1)
+        shared_probabilities = queries.new_empty((n_tokens, kv_heads, groups, shared))
+    for first, row, n_rows, length, padded_from, padding in forward.blocks:
+        # (rows x kv heads, group heads, positions): each kv head serves its group of query heads.
+        block_queries = queries[first : first + n_rows].view(n_rows * kv_heads, groups, head_dim)
+        weights = torch.bmm(block_queries, key[row : row + n_rows, :, shared:length].flatten(0, 1).transpose(1, 2))
+        if shared:
+            weights = torch.cat(
+                (shared_weights[first : first + n_rows].reshape(n_rows * kv_heads, groups, shared), weights), dim=-1
+            )
+        if padding is not None:
+            weights.view(n_rows, kv_heads, groups, length)[..., padded_from:].masked_fill_(padding, float("-inf"))
+        weights = _softmax(weights)
+        torch.bmm(weights[..., shared:], value[row : row + n_rows, :, shared:length].flatten(0, 1),
+                  out=output[first : first + n_rows].view(n_rows * kv_heads, groups, head_dim))
+        if shared:
+            shared_probabilities[first : first + n_rows] = weights[..., :shared].view(n_rows, kv_heads, groups, shared)
+    if shared:
+        shared_output = torch.bmm(shared_probabilities.transpose(0, 1).reshape(kv_heads, n_tokens * groups, shared),
+                                  value[shared_row, :, :shared])
+        output += shared_output.view(kv_heads, n_tokens, heads // kv_heads, head_dim).transpose(0, 1).reshape(
+            n_tokens, heads, head_dim)
+
+
+AttentionInterface.register(RAGGED_ATTENTION, _ragged_attention)
+
+
+@contextmanager
+def _ragged_attention_on(model) -> Iterator[None]:
+    """`model` attends with `_ragged_attention` inside the block (a transformers model reads its
+    attention implementation from its config at every call); the previous setting is restored."""
+    configs = {id(config): config for config in (getattr(module, "config", None) for module in model.modules())
+               if hasattr(config, "_attn_implementation")}
+    previous = {key: config._attn_implementation for key, config in configs.items()}
+    try:
+        for config in configs.values():
+            config._attn_implementation = RAGGED_ATTENTION
+        yield
+    finally:
+        for key, config in configs.items():
+            config._attn_implementation = previous[key]
+
+
+def _id_table(sequences: list[torch.Tensor]) -> torch.Tensor:
+    """(sequences, longest) token ids, -1 (never a token) after each sequence's end."""
+    table = torch.full((len(sequences), max(len(ids) for ids in sequences)), -1, dtype=torch.long)
+    for i, ids in enumerate(sequences):
+        table[i, : len(ids)] = ids
+    return table
+
+
+def _common_prefix_lengths(table: torch.Tensor, ids: list[int], limit: int) -> torch.Tensor:
+    """How many leading tokens each row of `table` shares with `ids`, at most `limit`."""
+    limit = min(limit, table.shape[1])
+    if limit <= 0:
+        return torch.zeros(len(table), dtype=torch.long)
+    matches = table[:, :limit] == torch.tensor(ids[:limit], dtype=torch.long)
+    return matches.cumprod(dim=1).sum(dim=1)
+
+
+def _token_chunks(rows: list[int], counts: list[int], budget: int) -> Iterator[list[int]]:
+    """`rows` in order, grouped so that each group's `counts` add up to at most `budget` (or one row)."""
+    chunk, total = [], 0
+    for row, count in zip(rows, counts):
+        if chunk and total + count > budget:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(row)
+        total += count
+    if chunk:
+        yield chunk
+
+
 class _PrefixStore:
     """Keys and values of recently computed token sequences, so a prompt that extends one skips it.
 
-    In a rollout the next prompt of an episode extends its previous prompt and completion, and all
-    prompts share the system prompt. Entries hold only for the weights they were computed with:
-    any in-place parameter update, adapter switch or train/eval change empties the store. The
-    oldest entries are dropped beyond `max_bytes` or `max_entries` (each lookup scans them all).
+    In a rollout the next prompt of an episode extends its previous prompt, and all prompts share
+    the system prompt. Entries hold only for the weights they were computed with: any in-place
+    parameter update, adapter switch or train/eval change empties the store. The oldest entries
+    are dropped beyond `max_bytes` or `max_entries`.
     """
 
     def __init__(self, max_bytes: int, max_entries: int):
@@ -222,11 +503,13 @@ class _PrefixStore:
         self._entries: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], int]] = []
         self._stored_bytes = 0
         self._weights_state: tuple | None = None
+        self._table: torch.Tensor | None = None  # `_id_table` of the entries, rebuilt after a change
 
     def check_weights(self, model) -> None:
         state = _weights_state(model)
         if state != self._weights_state:
             self._entries.clear()
+            self._table = None
             self._stored_bytes = 0
             self._weights_state = state
 
@@ -235,17 +518,14 @@ class _PrefixStore:
 
         The last prompt token is always recomputed: its logits pick the first generated token.
         """
-        query = torch.tensor(ids, dtype=torch.long)
-        best, best_states = 0, []
-        for entry_ids, states, _ in self._entries:
-            limit = min(len(entry_ids), len(ids) - 1)
-            if limit <= best:
-                continue
-            mismatches = (entry_ids[:limit] != query[:limit]).nonzero()
-            common = int(mismatches[0]) if len(mismatches) else limit
-            if common > best:
-                best, best_states = common, states
-        return best, best_states
+        if not self._entries:
+            return 0, []
+        if self._table is None:
+            self._table = _id_table([entry[0] for entry in self._entries])
+        common = _common_prefix_lengths(self._table, ids, len(ids) - 1)
+        best = int(common.argmax())
+        length = int(common[best])
+        return (length, self._entries[best][1]) if length else (0, [])
 
     def add(self, ids: list[int], states: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         entry_bytes = sum(t.numel() * t.element_size() for pair in states for t in pair)
@@ -262,6 +542,7 @@ class _PrefixStore:
         self._stored_bytes = sum(entry[2] for entry in self._entries)
         while self._stored_bytes > self.max_bytes or len(self._entries) > self.max_entries:
             self._stored_bytes -= self._entries.pop(0)[2]
+        self._table = None
 
 
 def _weights_state(model) -> tuple:
@@ -274,11 +555,6 @@ def _weights_state(model) -> tuple:
         if isinstance(getattr(module, "disable_adapters", None), bool)
     )
     return model.training, parameters, adapters
-
-
-def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
-    """(1, heads, length, dim) keys or values, zero-padded on the left to `width` positions."""
-    return torch.nn.functional.pad(states, (0, 0, width - states.shape[2], 0))
 
 
 def _next_tokens(logits: torch.Tensor, config: GenerationConfig, rng: torch.Generator) -> torch.Tensor:
@@ -319,6 +595,11 @@ def _stop_ids(policy: PolicyModel) -> set[int]:
     if end_id is not None:
         ids.add(end_id)
     return ids
+
+
+def _uses_sliding_window(config) -> bool:
+    layer_types = getattr(config, "layer_types", None) or []
+    return getattr(config, "sliding_window", None) is not None or any(t != "full_attention" for t in layer_types)
 
 
 def _model_name(model) -> str:
