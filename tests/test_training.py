@@ -104,6 +104,14 @@ def mixed_frame(tokenizer) -> pl.DataFrame:
     return depo_frame(tokenizer, conversations, labels)
 
 
+def perturb_adapter(model):
+    """A non-zero LoRA adapter: with a fresh one every implied reward is 0 and the tests would prove nothing."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    return model
+
 def test_assistant_mask_covers_exactly_the_assistant_turns(tokenizer):
     messages = conversation(random.Random(2), desirable=True, steps=3)
     tokenized = tokenize_conversation(messages, tokenizer)
@@ -200,10 +208,7 @@ def test_zero_bonus_equals_trl_kto(tokenizer, tmp_path):
     torch.manual_seed(0)
     policy = add_lora(copy.deepcopy(base), r=4, alpha=8)
     torch.manual_seed(5)
-    with torch.no_grad():
-        for name, parameter in policy.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
+    perturb_adapter(policy)
     trl_policy = copy.deepcopy(policy)
     shared = dict(QUIET, per_device_train_batch_size=4, max_steps=1, learning_rate=1e-3, beta=0.2)
 
@@ -247,7 +252,8 @@ def test_training_logs_reach_mlflow_as_each_step_ends(tokenizer, mixed_frame, tm
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
-        with mlflow.start_run() as run:
+        # Its own experiment: an earlier in-process `kedro run` leaves another store's experiment selected.
+        with mlflow.start_run(experiment_id=client.create_experiment("training")) as run:
             to_mlflow = training_step_logger("bc")
             points_after_each_log = []
 
@@ -313,11 +319,7 @@ def test_packed_rows_score_each_sequence_as_if_alone(tokenizer, mixed_frame, tmp
     base.set_attn_implementation(attention)
     if checkpointing:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = add_lora(base, r=4, alpha=8)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
+    model = perturb_adapter(add_lora(base, r=4, alpha=8))
     trainer = DEPOTrainer(model, DEPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, **QUIET),
                           rows, tokenizer)
     planned = trainer.train_dataset[:4]
@@ -371,11 +373,7 @@ def test_depo_trainer_needs_a_lora_model(tokenizer, mixed_frame, tmp_path):
 def test_reference_logps_come_from_the_adapter_disabled(tokenizer, mixed_frame, tmp_path):
     rows, _ = tokenize_frame(mixed_frame, tokenizer, None, columns=("label", "steps", "avg_tokens_per_step"))
     torch.manual_seed(0)
-    model = add_lora(tiny_model(tokenizer), r=4, alpha=8)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
+    model = perturb_adapter(add_lora(tiny_model(tokenizer), r=4, alpha=8))
     trainer = DEPOTrainer(model, DEPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, **QUIET),
                           rows, tokenizer)
     planned = trainer.train_dataset[4:8]
