@@ -52,7 +52,7 @@ def verbose_thought(core: str, action: str, observation: str, options: Sequence[
     sentences = observation_sentences(observation)
     parts: list[str] = []
     if sentences and rng.random() < 0.7:
-        picked = sentences[: rng.randint(1, min(3, len(sentences)))]
+        picked = sentences[: rng.randint(1, min(2, len(sentences)))]
         parts.append(rng.choice(_RESTATE).format(sentences=" ".join(_as_sentence(s) for s in picked)))
     others = [o for o in options if o != action]
     if others and rng.random() < 0.7:

@@ -258,16 +258,16 @@ class _Planner:
         where = f"the {seen.label} is {relative_position(seen.ahead, seen.right, speaker=True)}"
         if goal.verb == "go to":
             if view.actions[action] == (NO_OP,):
-                return AgentTurn(f"I am already facing the {seen.label}, so I will confirm by going to it.", action)
-            return AgentTurn(f"The {where[4:]}. I will go to it.", action)
+                return AgentTurn(f"I am already facing the {seen.label}, so I will {action} to confirm.", action)
+            return AgentTurn(f"The {where[4:]}. I will {action}.", action)
         if goal.verb == "pickup":
-            return AgentTurn(f"I need {goal.phrase} and {where}. I will pick it up.", action)
+            return AgentTurn(f"I need {goal.phrase} and {where}. I will {action}.", action)
         if goal.verb == "put next to":
             held = object_name(self.game.carrying)
-            return AgentTurn(f"I am holding the {held} and {where}. I will put the {held} next to it.", action)
+            return AgentTurn(f"I am holding the {held} and {where}. I will {action}.", action)
         if action.startswith("toggle"):
-            return AgentTurn(f"The {where[4:]}. I will open it.", action)
-        return AgentTurn(f"The {where[4:]}; I will go to it so I can toggle it.", action)
+            return AgentTurn(f"The {where[4:]}. I will {action}.", action)
+        return AgentTurn(f"The {where[4:]}; I will {action} so I can toggle it.", action)
 
     def turn_to_see(self) -> AgentTurn | None:
         """Turn towards the goal's object when it is out of view but would be in reach from this cell."""
@@ -310,10 +310,8 @@ class _Planner:
         if best is None:
             return None
         action = best[1]
-        door = self.view.macro_targets[action].label
-        opening = "open and go through" if action.startswith("toggle") else "go through"
-        reason = f"To reach {self.target_words}" if self.target_in_view else f"I cannot see {self.target_words} from here"
-        return AgentTurn(f"{reason}; I will {opening} the {door}.", action)
+        reason = f"To reach {self.target_words}," if self.target_in_view else f"I cannot see {self.target_words} from here, so"
+        return AgentTurn(f"{reason} I will {action}.", action)
 
     def primitive_step(self) -> AgentTurn:
         """The first move of a shortest path; clearing a closed door or an object in the way."""
@@ -323,7 +321,7 @@ class _Planner:
         if self.on_way_ahead and "move forward" not in self.view.actions:
             blocker = next(seen for seen in self.view.objects if seen.pos == self.ahead[:2])
             if blocker.kind == "door":
-                return AgentTurn(f"The {blocker.label} in front of me is on my way, so I will open it.", "toggle")
+                return AgentTurn(f"The {blocker.label} in front of me is on my way, so I will toggle it.", "toggle")
             if "pickup" in self.view.actions:
                 return AgentTurn(f"The {blocker.label} blocks my way, so I will pick it up to move it.", "pickup")
         for action, state in (("move forward", self.ahead), ("turn left", self.left), ("turn right", self.right)):
