@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from depo.evaluation.metrics import HIGHER_IS_BETTER, relative_change
+from depo.evaluation.metrics import HIGHER_IS_BETTER, agent_metrics, relative_change
 
 BASELINE = "bc"
 STUDY_METRICS = ("success", "t_all", "s_all")
@@ -46,6 +46,11 @@ def study_evaluation(evaluation: Mapping[str, Any], envs: Sequence[str], stages:
         )
     return {**evaluation, "envs": list(envs), "stages": list(stages)}
 
+
+
+def study_stage_metrics(evaluation: Mapping[str, Any], trajectories: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Per env × stage metrics of a study's rollouts, bootstrapped as the default evaluation does."""
+    return agent_metrics(pl.concat(trajectories, how="vertical"), evaluation["bootstrap_resamples"], evaluation["seed"])
 
 def _rank(column: str, order: Sequence[str]) -> pl.Expr:
     """Position of each value of `column` in `order`, for sorting in the given (not alphabetical) order."""

@@ -7,8 +7,7 @@ import polars as pl
 
 from depo.evaluation import bonus_table, relative_to_baseline, study_metric_names
 from depo.evaluation.plots import plot_stage_metrics
-from depo.evaluation.studies import BONUS_VARIANTS
-from depo.pipelines.study_data_fraction.nodes import study_stage_metrics
+from depo.evaluation.studies import BONUS_VARIANTS, study_stage_metrics
 from depo.tracking import log_metrics
 
 

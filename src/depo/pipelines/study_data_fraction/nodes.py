@@ -6,19 +6,14 @@ from typing import Any
 
 import polars as pl
 
-from depo.evaluation import agent_metrics, data_fraction_table, study_evaluation, study_metric_names
-from depo.evaluation.studies import DATA_FRACTION_SLOTS
+from depo.evaluation import data_fraction_table, study_evaluation, study_metric_names
+from depo.evaluation.studies import DATA_FRACTION_SLOTS, study_stage_metrics
 from depo.tracking import log_metrics
 
 
 def evaluation_settings(evaluation: dict[str, Any], study: dict[str, Any], slots: Sequence[str]) -> dict[str, Any]:
     """The default evaluation's settings for the study's envs, with the slots' variant names as stages."""
     return study_evaluation(evaluation, study["evaluation"]["envs"], [study[slot]["variant"]["name"] for slot in slots])
-
-
-def study_stage_metrics(evaluation: dict[str, Any], trajectories: Sequence[pl.DataFrame]) -> pl.DataFrame:
-    """Per env × stage metrics of the study's rollouts, bootstrapped as the default evaluation does."""
-    return agent_metrics(pl.concat(trajectories, how="vertical"), evaluation["bootstrap_resamples"], evaluation["seed"])
 
 
 def summarize_data_fraction(
