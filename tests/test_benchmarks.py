@@ -171,3 +171,19 @@ def test_the_default_run_leaves_the_benchmarks_out():
     pipelines = register_pipelines()
     benchmark_nodes = {node.name for node in find_pipelines()["benchmarks"].nodes}
     assert benchmark_nodes and not benchmark_nodes & {node.name for node in pipelines["__default__"].nodes}
+
+
+def test_end_to_end_maps_every_stage_even_when_kedro_loads_only_the_benchmarks():
+    from kedro.framework.project import configure_project, pipelines
+
+    from depo.pipeline_registry import pipeline_of_node
+
+    configure_project("depo")
+    pipelines.set_requested(["benchmarks"])  # what `kedro run --pipelines benchmarks` does
+    try:
+        assert set(pipelines) == {"benchmarks", "__default__"}
+        mapping = pipeline_of_node()
+    finally:
+        pipelines.set_requested(None)
+    assert mapping["pretrain_base_model"] == "base_model" and mapping["evaluate_bc"] == "evaluation"
+    assert mapping["depo.train_preference_model"] == "depo" and mapping["measure_end_to_end"] == "benchmarks"

@@ -97,15 +97,12 @@ def measure_training_flops(benchmark_policy: PolicyModel, envs: dict[str, Any], 
 def measure_end_to_end() -> pl.DataFrame:
     """The newest complete run of this run's MLflow experiment, by pipeline of this project's registry."""
     import mlflow
-    from kedro.framework.project import pipelines
+
+    from depo.pipeline_registry import pipeline_of_node
 
     active = mlflow.active_run()
     experiment = mlflow.get_experiment(active.info.experiment_id).name if active else DEFAULT_EXPERIMENT
-    pipeline_of_node = {
-        node.name: name for name, pipeline in pipelines.items() if name not in ("__default__", "benchmarks")
-        for node in pipeline.nodes
-    }
-    return results_frame(end_to_end(pipeline_of_node, mlflow.get_tracking_uri(), experiment))
+    return results_frame(end_to_end(pipeline_of_node(), mlflow.get_tracking_uri(), experiment))
 
 
 def report_benchmarks(*results: pl.DataFrame) -> tuple[pl.DataFrame, str]:
