@@ -16,7 +16,7 @@ from depo.schema import TOKEN_COLUMNS, validate_frame
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"base", "bc", "kto", "depo", "depo_penalty"}
+STAGES = {"base", "bc", "kto", "depo"}
 PIPELINE_ORDER = ["rollouts", "base_model", "mcts", "labeling", "bc", "depo", "evaluation"]
 
 
@@ -41,7 +41,7 @@ def test_every_stage_wrote_its_versioned_outputs(project):
         "08_reporting/stage_metrics.png", "08_reporting/math_metrics.png",
     ):
         assert newest(project, relative).is_file(), relative
-    for model in ("tiny_model", "base_model", "bc_model", "kto_model", "depo_model", "depo_penalty_model"):
+    for model in ("tiny_model", "base_model", "bc_model", "kto_model", "depo_model"):
         directory = newest(project, f"06_models/{model}")
         assert (directory / "config.json").is_file() and (directory / "model.safetensors").is_file(), model
 
@@ -93,8 +93,7 @@ def test_the_mlflow_run_holds_parameters_training_curves_and_evaluation(project)
     assert metrics["kto/bonus/mean"] == 0.0 and metrics["depo/bonus/mean"] > 0.0
     # Every saved model directory, figure and report is an artifact of the run (depo.hooks.ArtifactLoggingHook).
     models = {a.path for a in client.list_artifacts(run.info.run_id, "models")}
-    assert models == {f"models/{m}" for m in ("tiny_model", "base_model", "bc_model", "kto_model", "depo_model",
-                                              "depo_penalty_model")}
+    assert models == {f"models/{m}" for m in ("tiny_model", "base_model", "bc_model", "kto_model", "depo_model")}
     assert "models/bc_model/model.safetensors" in {a.path for a in client.list_artifacts(run.info.run_id, "models/bc_model")}
     reporting = {a.path for a in client.list_artifacts(run.info.run_id, "reporting")}
     assert {f"reporting/{name}" for name in ("labeling_histograms.png", "stage_metrics.png", "math_metrics.png",

@@ -24,7 +24,7 @@ import pytest
 from depo.hooks import ArtifactLoggingHook, artifact_destination, model_directory_logging, saved_path
 from tests.conftest import make_project_copy
 
-MODELS = ("tiny_model", "base_model", "bc_model", "kto_model", "depo_model", "depo_penalty_model")
+MODELS = ("tiny_model", "base_model", "bc_model", "kto_model", "depo_model")
 REPORTING = ("labeling_histograms.png", "stage_metrics.png", "math_metrics.png", "comparison_report.md")
 SERVER_START_TIMEOUT = 240  # seconds; the first start migrates the database (~45 s on a loaded 2-core machine)
 

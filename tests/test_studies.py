@@ -18,6 +18,7 @@ from depo.evaluation.plots import plot_data_fraction, plot_penalty, plot_stage_m
 from depo.evaluation.studies import (
     BONUS_VARIANTS,
     DATA_FRACTION_SLOTS,
+    PENALTY_VARIANTS,
     bonus_table,
     data_fraction_table,
     penalty_table,
@@ -48,12 +49,16 @@ def evaluation_metrics() -> pl.DataFrame:
         ("babyai", "bc", 0.5, 200.0, 10.0),
         ("babyai", "kto", 0.5, 180.0, 9.0),
         ("babyai", "depo", 0.6, 150.0, 8.0),
-        ("babyai", "depo_penalty", 0.4, 100.0, 5.0),
         ("webshop", "bc", 0.0, 400.0, 4.0),
         ("webshop", "kto", 0.1, 400.0, 4.0),
         ("webshop", "depo", 0.2, 300.0, 5.0),
-        ("webshop", "depo_penalty", 0.0, 200.0, 2.0),
     ])
+
+
+@pytest.fixture
+def penalty_metrics() -> pl.DataFrame:
+    """What `study_penalty` measures itself: the undesirable-penalty variant."""
+    return metrics_frame([("babyai", "depo_penalty", 0.4, 100.0, 5.0), ("webshop", "depo_penalty", 0.0, 200.0, 2.0)])
 
 
 def _row(table: pl.DataFrame, **keys) -> dict:
@@ -105,16 +110,18 @@ def test_data_fraction_table_orders_by_env_metric_and_fraction(evaluation_metric
         data_fraction_table(stages, {"depo_fraction_1": 0.5}, evaluation_metrics)
 
 
-def test_penalty_table_compares_depo_and_the_penalty_variant_with_bc(evaluation_metrics):
-    table = penalty_table(evaluation_metrics, ["depo", "depo_penalty"], ["t_all", "success"])
+def test_penalty_table_compares_depo_and_the_penalty_variant_with_bc(evaluation_metrics, penalty_metrics):
+    table = penalty_table(penalty_metrics, evaluation_metrics, metrics=["t_all", "success"])
     assert table.height == 2 * 2 * 2
     assert table.filter(pl.col("env") == "babyai").select("metric", "stage").rows() == [
         ("t_all", "depo"), ("t_all", "depo_penalty"), ("success", "depo"), ("success", "depo_penalty")]
     assert _row(table, env="babyai", stage="depo_penalty", metric="t_all")["relative_improvement"] == 0.5
     assert _row(table, env="babyai", stage="depo_penalty", metric="success")["relative_improvement"] == pytest.approx(-0.2)
     assert _row(table, env="webshop", stage="depo", metric="t_all")["relative_improvement"] == 0.25
-    with pytest.raises(ValueError, match=r"no rows for stage\(s\) \['depo_penalty'\]"):
-        penalty_table(evaluation_metrics.filter(pl.col("stage") != "depo_penalty"), ["depo", "depo_penalty"])
+    with pytest.raises(ValueError, match=r"no rows for reference stage\(s\) \['depo'\]"):
+        penalty_table(penalty_metrics, evaluation_metrics.filter(pl.col("stage") != "depo"))
+    with pytest.raises(ValueError, match="evaluated on 5 test tasks but 'bc' in evaluation_metrics on 10"):
+        penalty_table(penalty_metrics.with_columns(n_tasks=pl.lit(5)), evaluation_metrics)
 
 
 def test_bonus_table_puts_the_variants_beside_depo_and_kto_with_their_settings(evaluation_metrics):
@@ -154,7 +161,7 @@ def test_study_metric_names(evaluation_metrics):
     }
 
 
-def test_the_study_figures_have_one_panel_per_env_and_a_series_per_metric_or_stage(evaluation_metrics):
+def test_the_study_figures_have_one_panel_per_env_and_a_series_per_metric_or_stage(evaluation_metrics, penalty_metrics):
     stages = pl.concat([
         metrics_frame([(env, f"depo_fraction_{i}", 0.5, 200.0 - 20 * i, 10.0 - i) for env in ("babyai", "webshop")])
         for i in (1, 2, 3)
@@ -170,7 +177,7 @@ def test_the_study_figures_have_one_panel_per_env_and_a_series_per_metric_or_sta
     assert list(t_all.get_xdata()) == [25.0, 50.0, 100.0]
     assert list(t_all.get_ydata()) == pytest.approx([10.0, 20.0, 30.0])
 
-    figure = plot_penalty(penalty_table(evaluation_metrics, ["depo", "depo_penalty"]))
+    figure = plot_penalty(penalty_table(penalty_metrics, evaluation_metrics))
     axes = figure.get_axes()
     assert [axis.get_title() for axis in axes] == ["babyai", "webshop"]
     assert len(axes[0].patches) == 2 * 3  # a bar per stage and metric
@@ -198,6 +205,7 @@ def test_the_shipped_study_parameters_are_valid_and_match_the_pipelines(study_pa
     study = study_params["study_data_fraction"]
     assert [study[slot]["variant"]["data_fraction"] for slot in DATA_FRACTION_SLOTS] == [0.25, 0.5, 0.75, 1.0]
     assert set(BONUS_VARIANTS) <= set(study_params["study_bonus"])
+    assert set(PENALTY_VARIANTS) <= set(study_params["study_penalty"])
 
 
 @pytest.mark.parametrize(
@@ -213,7 +221,8 @@ def test_the_shipped_study_parameters_are_valid_and_match_the_pipelines(study_pa
         ("study_bonus.depo_alpha2_only.variant.name", "kto", "'kto' is a stage of the default run"),
         ("study_bonus.depo_alpha2_only.variant.output_dir",
          "data/06_models/checkpoints/study_bonus/depo_margin", "output_dir must differ"),
-        ("study_penalty.stages", ["depo", "sft"], "study_penalty.stages.1"),
+        ("study_penalty.depo_penalty.variant.penalize_undesirable", False, "must set penalize_undesirable: true"),
+        ("study_penalty.depo_penalty", None, "study_penalty.depo_penalty"),
     ],
 )
 def test_bad_study_parameters_are_rejected_naming_the_parameter(study_params, path, value, named):
@@ -287,7 +296,7 @@ def test_the_studies_run_after_a_default_run(dag_project, tmp_path):
     for figure in ("study_data_fraction.png", "study_penalty.png", "study_bonus.png"):
         assert _newest(project, f"08_reporting/{figure}").stat().st_size > 0, figure
     for model in [f"study_data_fraction/{slot}" for slot in DATA_FRACTION_SLOTS] + [
-            f"study_bonus/{variant}" for variant in BONUS_VARIANTS]:
+            f"study_bonus/{variant}" for variant in BONUS_VARIANTS] + ["study_penalty/depo_penalty"]:
         assert (_newest(project, f"06_models/{model}") / "config.json").is_file(), model
 
     import mlflow

@@ -21,7 +21,7 @@ from pydantic import (
 
 from depo.envs import ENV_NAMES
 from depo.evaluation.metrics import AGENT_METRICS
-from depo.evaluation.studies import BONUS_VARIANTS, DATA_FRACTION_SLOTS
+from depo.evaluation.studies import BONUS_VARIANTS, DATA_FRACTION_SLOTS, PENALTY_VARIANTS
 
 Probability = float
 
@@ -220,7 +220,7 @@ class VariantParams(Block):
 
 
 class EvaluationParams(Block):
-    stages: list[Literal["base", "bc", "kto", "depo", "depo_penalty"]]
+    stages: list[Literal["base", "bc", "kto", "depo"]]
     envs: list[str]
     n_tasks: dict[str, PositiveInt]
     max_new_tokens: PositiveInt
@@ -260,7 +260,7 @@ class BenchmarksParams(Block):
 
 StudyMetric = Literal[AGENT_METRICS]
 # Stage names of the default run; a study variant of the same name would be confused with them.
-DEFAULT_STAGES = ("base", "bc", "kto", "depo", "depo_penalty")
+DEFAULT_STAGES = ("base", "bc", "kto", "depo")
 
 
 class StudyEvaluationParams(Block):
@@ -319,6 +319,15 @@ class _BonusStudy(_TrainingStudyParams):
         return self
 
 
+class _PenaltyStudy(_TrainingStudyParams):
+    @model_validator(mode="after")
+    def _penalizes(self):
+        for variant in self._variants(PENALTY_VARIANTS):
+            if not variant.model_dump().get("penalize_undesirable"):
+                raise ValueError(f"variant {variant.name!r} must set penalize_undesirable: true (it is the penalty study)")
+        return self
+
+
 # One field per slot / variant of the pipelines (`depo.evaluation.studies`), so a missing or misspelled one is named.
 DataFractionStudyParams = create_model(
     "DataFractionStudyParams", __base__=_DataFractionStudy, **{slot: (StudySlotParams, ...) for slot in DATA_FRACTION_SLOTS}
@@ -326,11 +335,9 @@ DataFractionStudyParams = create_model(
 BonusStudyParams = create_model(
     "BonusStudyParams", __base__=_BonusStudy, **{variant: (StudySlotParams, ...) for variant in BONUS_VARIANTS}
 )
-
-
-class PenaltyStudyParams(Block):
-    stages: list[Literal["base", "kto", "depo", "depo_penalty"]] = Field(min_length=1)
-    metrics: list[StudyMetric] = Field(min_length=1)
+PenaltyStudyParams = create_model(
+    "PenaltyStudyParams", __base__=_PenaltyStudy, **{variant: (StudySlotParams, ...) for variant in PENALTY_VARIANTS}
+)
 
 
 BLOCKS: dict[str, type[Block]] = {
@@ -349,7 +356,7 @@ BLOCKS: dict[str, type[Block]] = {
     "study_penalty": PenaltyStudyParams,
     "study_bonus": BonusStudyParams,
 }
-VARIANT_BLOCKS = ("depo", "kto", "depo_penalty")
+VARIANT_BLOCKS = ("depo", "kto")
 
 
 class ParameterError(ValueError):

@@ -23,6 +23,9 @@ DATA_FRACTION_SLOTS = ("fraction_1", "fraction_2", "fraction_3", "fraction_4")
 # The bonus study's new variants; the default run's `depo` (log-ratio bonus) and `kto` (α = 0) sit beside them.
 BONUS_VARIANTS = ("depo_margin", "depo_alpha1_only", "depo_alpha2_only")
 BONUS_REFERENCE_STAGES = ("kto", "depo")
+# The penalty study's variant (Fig. 4), beside the default run's `depo`.
+PENALTY_VARIANTS = ("depo_penalty",)
+PENALTY_REFERENCE_STAGES = ("depo",)
 BONUS_SETTINGS = ("alpha_tokens", "alpha_steps", "bonus_placement")
 
 RELATIVE_SCHEMA = {
@@ -127,17 +130,23 @@ def data_fraction_table(
 
 
 def penalty_table(
-    evaluation_metrics: pl.DataFrame, stages: Sequence[str], metrics: Sequence[str] = STUDY_METRICS
+    study_metrics: pl.DataFrame,
+    evaluation_metrics: pl.DataFrame,
+    reference_stages: Sequence[str] = PENALTY_REFERENCE_STAGES,
+    metrics: Sequence[str] = STUDY_METRICS,
 ) -> pl.DataFrame:
-    """Fig. 4's data: each of `stages` (DEPO, the undesirable-penalty variant) relative to BC, per env."""
-    missing = [stage for stage in stages if stage not in set(evaluation_metrics["stage"])]
+    """Fig. 4's data: the default run's `reference_stages` (DEPO) and the study's stages (the
+    undesirable-penalty variant, `study_metrics`), each relative to BC, per env."""
+    _check_metrics(study_metrics, metrics, "penalty study metrics")
+    missing = [stage for stage in reference_stages if stage not in set(evaluation_metrics["stage"])]
     if missing:
-        raise ValueError(
-            f"evaluation_metrics has no rows for stage(s) {missing}; add them to evaluation.stages and rerun the "
-            "default evaluation"
-        )
-    chosen = evaluation_metrics.filter(pl.col("stage").is_in(list(stages)))
-    return relative_to_baseline(chosen, evaluation_metrics, metrics).sort(
+        raise ValueError(f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation")
+    references = evaluation_metrics.filter(
+        pl.col("stage").is_in(list(reference_stages)) & pl.col("env").is_in(study_metrics["env"].unique().to_list())
+    )
+    combined = pl.concat([references, study_metrics.select(references.columns)], how="vertical_relaxed")
+    stages = [*reference_stages, *(s for s in study_metrics["stage"].unique(maintain_order=True) if s not in reference_stages)]
+    return relative_to_baseline(combined, evaluation_metrics, metrics).sort(
         pl.col("env"), _rank("metric", metrics), _rank("stage", stages)
     )
 

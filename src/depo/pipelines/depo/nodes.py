@@ -1,4 +1,4 @@
-"""Preference training from the BC model: DEPO, and KTO and the penalty variant as namespaced copies."""
+"""Preference training from the BC model: DEPO, and KTO as a namespaced copy (the studies train more variants)."""
 from __future__ import annotations
 
 from typing import Any

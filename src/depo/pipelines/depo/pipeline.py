@@ -1,4 +1,4 @@
-"""`depo` trains DEPO, KTO (α = 0) and the undesirable-penalty variant from one template.
+"""`depo` trains DEPO and KTO (α = 0) from one template (`study_penalty` and the other studies train more variants).
 
 Each variant is the template under its own namespace: its node reads `params:<variant>.variant` and
 writes `<variant>_model`; the data, the BC model and the shared `preference_training` settings are
@@ -8,7 +8,7 @@ from kedro.pipeline import Node, Pipeline
 
 from depo.pipelines.depo import nodes
 
-VARIANTS = ("depo", "kto", "depo_penalty")
+VARIANTS = ("depo", "kto")
 
 
 def template() -> Pipeline:

@@ -15,7 +15,7 @@ from depo.policy.rollouts import rollout
 from depo.schema import TOKEN_COLUMNS, TRAJECTORY_SCHEMA
 from depo.tracking import log_metrics
 
-STAGES = ("base", "bc", "kto", "depo", "depo_penalty")
+STAGES = ("base", "bc", "kto", "depo")
 EMPTY_EVALUATION = {**TRAJECTORY_SCHEMA, **TOKEN_COLUMNS}
 
 
