@@ -324,7 +324,9 @@ class _PenaltyStudy(_TrainingStudyParams):
     def _penalizes(self):
         for variant in self._variants(PENALTY_VARIANTS):
             if not variant.model_dump().get("penalize_undesirable"):
-                raise ValueError(f"variant {variant.name!r} must set penalize_undesirable: true (it is the penalty study)")
+                raise ValueError(
+                    f"variant {variant.name!r} must set penalize_undesirable: true (it is the penalty study)"
+                )
         return self
 
 

@@ -23,10 +23,10 @@ DATA_FRACTION_SLOTS = ("fraction_1", "fraction_2", "fraction_3", "fraction_4")
 # The bonus study's new variants; the default run's `depo` (log-ratio bonus) and `kto` (α = 0) sit beside them.
 BONUS_VARIANTS = ("depo_margin", "depo_alpha1_only", "depo_alpha2_only")
 BONUS_REFERENCE_STAGES = ("kto", "depo")
+BONUS_SETTINGS = ("alpha_tokens", "alpha_steps", "bonus_placement")
 # The penalty study's variant (Fig. 4), beside the default run's `depo`.
 PENALTY_VARIANTS = ("depo_penalty",)
 PENALTY_REFERENCE_STAGES = ("depo",)
-BONUS_SETTINGS = ("alpha_tokens", "alpha_steps", "bonus_placement")
 
 RELATIVE_SCHEMA = {
     "env": pl.String, "stage": pl.String, "metric": pl.String, "n_tasks": pl.Int64, "value": pl.Float64,
@@ -140,12 +140,15 @@ def penalty_table(
     _check_metrics(study_metrics, metrics, "penalty study metrics")
     missing = [stage for stage in reference_stages if stage not in set(evaluation_metrics["stage"])]
     if missing:
-        raise ValueError(f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation")
+        raise ValueError(
+            f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation"
+        )
     references = evaluation_metrics.filter(
         pl.col("stage").is_in(list(reference_stages)) & pl.col("env").is_in(study_metrics["env"].unique().to_list())
     )
     combined = pl.concat([references, study_metrics.select(references.columns)], how="vertical_relaxed")
-    stages = [*reference_stages, *(s for s in study_metrics["stage"].unique(maintain_order=True) if s not in reference_stages)]
+    studied = [stage for stage in study_metrics["stage"].unique(maintain_order=True) if stage not in reference_stages]
+    stages = [*reference_stages, *studied]
     return relative_to_baseline(combined, evaluation_metrics, metrics).sort(
         pl.col("env"), _rank("metric", metrics), _rank("stage", stages)
     )
@@ -165,7 +168,9 @@ def bonus_table(
     _check_metrics(study_metrics, metrics, "bonus study metrics")
     missing = [stage for stage in reference_stages if stage not in set(evaluation_metrics["stage"])]
     if missing:
-        raise ValueError(f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation")
+        raise ValueError(
+            f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation"
+        )
     references = evaluation_metrics.filter(
         pl.col("stage").is_in(list(reference_stages)) & pl.col("env").is_in(study_metrics["env"].unique().to_list())
     )
