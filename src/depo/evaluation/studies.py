@@ -129,6 +129,20 @@ def data_fraction_table(
     )
 
 
+def _reference_rows(
+    evaluation_metrics: pl.DataFrame, reference_stages: Sequence[str], study_metrics: pl.DataFrame
+) -> pl.DataFrame:
+    """The default run's rows of `reference_stages` on the envs the study measured."""
+    missing = [stage for stage in reference_stages if stage not in set(evaluation_metrics["stage"])]
+    if missing:
+        raise ValueError(
+            f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation"
+        )
+    return evaluation_metrics.filter(
+        pl.col("stage").is_in(list(reference_stages)) & pl.col("env").is_in(study_metrics["env"].unique().to_list())
+    )
+
+
 def penalty_table(
     study_metrics: pl.DataFrame,
     evaluation_metrics: pl.DataFrame,
@@ -138,14 +152,7 @@ def penalty_table(
     """Fig. 4's data: the default run's `reference_stages` (DEPO) and the study's stages (the
     undesirable-penalty variant, `study_metrics`), each relative to BC, per env."""
     _check_metrics(study_metrics, metrics, "penalty study metrics")
-    missing = [stage for stage in reference_stages if stage not in set(evaluation_metrics["stage"])]
-    if missing:
-        raise ValueError(
-            f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation"
-        )
-    references = evaluation_metrics.filter(
-        pl.col("stage").is_in(list(reference_stages)) & pl.col("env").is_in(study_metrics["env"].unique().to_list())
-    )
+    references = _reference_rows(evaluation_metrics, reference_stages, study_metrics)
     combined = pl.concat([references, study_metrics.select(references.columns)], how="vertical_relaxed")
     studied = [stage for stage in study_metrics["stage"].unique(maintain_order=True) if stage not in reference_stages]
     stages = [*reference_stages, *studied]
@@ -166,14 +173,7 @@ def bonus_table(
     stage's bonus settings (`settings[stage]`: α1, α2, placement; `origin` says which run measured it)
     and its relative change vs BC (`<metric>_vs_bc`, positive = better)."""
     _check_metrics(study_metrics, metrics, "bonus study metrics")
-    missing = [stage for stage in reference_stages if stage not in set(evaluation_metrics["stage"])]
-    if missing:
-        raise ValueError(
-            f"evaluation_metrics has no rows for reference stage(s) {missing}; rerun the default evaluation"
-        )
-    references = evaluation_metrics.filter(
-        pl.col("stage").is_in(list(reference_stages)) & pl.col("env").is_in(study_metrics["env"].unique().to_list())
-    )
+    references = _reference_rows(evaluation_metrics, reference_stages, study_metrics)
     columns = ["env", "stage", "n_tasks", *(f"{m}{s}" for m in metrics for s in ("", "_ci_low", "_ci_high"))]
     combined = pl.concat([
         references.select(columns).with_columns(origin=pl.lit("default run")),
