@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import shutil
 
@@ -27,7 +28,7 @@ from depo.training.data import (
     tokenize_conversation,
     tokenize_frame,
 )
-from depo.training.depo import paired_logps
+from depo.training.depo import check_label_balance, paired_logps
 
 SYSTEM_PROMPT = "You walk a grid. Answer with a Thought and an Action."
 DIRECTIONS = ("north", "south", "east", "west")
@@ -389,3 +390,14 @@ def test_reference_logps_come_from_the_adapter_disabled(tokenizer, mixed_frame, 
     assert len(planned) == 16 and all(row["kl_partner_row_index"] != row["row_index"] for row in planned)
     for start in range(0, 16, 4):
         assert sorted(row["label"] for row in planned[start : start + 4]) == [False, False, True, True]
+
+
+def test_label_balance_warns_outside_ktos_range(caplog):
+    labels = [True] * 201 + [False] * 232
+    with caplog.at_level(logging.WARNING, logger="depo.training.depo"):
+        assert check_label_balance(labels, 1.5, 1.0) == pytest.approx(1.5 * 201 / 232)
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="depo.training.depo"):
+        assert check_label_balance(labels, 1.0, 1.0) == pytest.approx(201 / 232)
+    assert "desirable_weight" in caplog.text and "0.87" in caplog.text
+    assert check_label_balance([True, True], 1.0, 1.0) is None  # no undesirable rows: nothing to balance

@@ -15,6 +15,7 @@ completion's log-probs get no gradient (z0 is detached); its few tokens ride alo
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -45,6 +46,24 @@ from depo.training.run import LogStep, TrainingOutcome, checkpoint_to_resume, lo
 
 DATASET_COLUMNS = ("label", "steps", "avg_tokens_per_step")  # copied from the frame into each row
 LOGGED_METRICS = ("kl", "rewards/desirable", "rewards/undesirable", "bonus/mean")
+
+logger = logging.getLogger(__name__)
+
+
+def check_label_balance(labels: list[bool], desirable_weight: float, undesirable_weight: float) -> float | None:
+    """λD·nD / (λU·nU), with a warning outside KTO's recommended [1, 4/3] (None if a label is missing)."""
+    n_desirable = sum(labels)
+    n_undesirable = len(labels) - n_desirable
+    if not n_desirable or not n_undesirable or not undesirable_weight:
+        return None
+    ratio = desirable_weight * n_desirable / (undesirable_weight * n_undesirable)
+    if not 1.0 <= ratio <= 4 / 3:
+        logger.warning(
+            "desirable_weight x n_desirable / (undesirable_weight x n_undesirable) = %.1f x %d / (%.1f x %d) = %.2f, "
+            "outside [1, 4/3], the range KTO recommends: adjust desirable_weight or undesirable_weight",
+            desirable_weight, n_desirable, undesirable_weight, n_undesirable, ratio,
+        )
+    return ratio
 
 
 def paired_logps(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,6 +219,7 @@ def train_depo(policy: PolicyModel, depo_dataset: pl.DataFrame, config: DEPOConf
     args = with_output_dir(config, output_dir)
     frame = select_data_fraction(depo_dataset, args.data_fraction)
     rows, dropped = tokenize_frame(frame, policy.tokenizer, args.max_length, columns=DATASET_COLUMNS)
+    check_label_balance([bool(row["label"]) for row in rows], args.desirable_weight, args.undesirable_weight)
     set_seed(args.seed)  # the LoRA init draws from the global RNG
     model = add_lora(policy.model, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                      target_modules=args.lora_target_modules)
