@@ -188,6 +188,21 @@ def test_chat_template_renders_prefix_stable_tokens(tokenizer, prompts):
             assert full[-1] == tokenizer.convert_tokens_to_ids(END)
 
 
+def test_prompt_ids_encode_only_the_new_text_and_equal_a_whole_encode(policy, tokenizer, prompts):
+    generator = LocalGenerator(policy)
+    encoder = generator._prompt_encoder
+    conversation = max(prompts, key=len)
+    # Every growing prefix of every episode, twice: after the first CHECKS reuses nothing is re-checked.
+    growing = [p for p in prompts if p[-1]["role"] == "user"] * 2
+    assert len(growing) > encoder.CHECKS + 4
+    for messages in growing:
+        assert generator.prompt_ids(messages) == chat_ids(tokenizer, messages, add_generation_prompt=True)
+    assert encoder.reusing and encoder._checks_left == 0
+    # A prompt that extends a stored one reuses its ids up to the stored text's last special token.
+    assert encoder._extended(tokenizer.apply_chat_template(conversation, add_generation_prompt=True,
+                                                           tokenize=False)) is not None
+
+
 def test_tokenizer_rejects_too_small_vocab_and_empty_corpus():
     with pytest.raises(ValueError, match="vocab_size"):
         train_tokenizer(["abc"], vocab_size=100)
@@ -489,6 +504,15 @@ def test_smollm2_generates_and_round_trips(tmp_path):
     assert 0 < completion.n_tokens <= 8
     # SmolLM2 groups 3 query heads per key/value head: the cached decoder still matches plain generate.
     assert LocalGenerator(smollm2, decoder="hf_generate").generate([messages], config) == [[completion]]
+    # Its byte-level BPE and ChatML template: a growing conversation's ids extend the stored ones exactly.
+    generator = LocalGenerator(smollm2)
+    conversation = [{"role": "system", "content": "You are terse."}]
+    for turn in range(12):
+        conversation += [{"role": "user", "content": f"Step {turn}:  look  around\n"},
+                         {"role": "assistant", "content": f" Thought: nothing.\nAction: wait {turn}"}]
+        assert generator.prompt_ids(conversation[:-1]) == chat_ids(smollm2.tokenizer, conversation[:-1],
+                                                                   add_generation_prompt=True)
+    assert generator._prompt_encoder.reusing and generator._prompt_encoder._checks_left == 0
 
     dataset = ModelDirectoryDataset(path=str(tmp_path / "smollm2"))
     dataset.save(smollm2)

@@ -17,6 +17,7 @@ masks every pad and copies its growing cache every step.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,14 +68,11 @@ class LocalGenerator:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
         # A rollout step needs the previous step's sequences of every episode in the batch.
         self._prefix_store = _PrefixStore(max_bytes=int(prefix_cache_mb * 2**20), max_entries=2 * max_batch_size)
+        self._prompt_encoder = _PromptEncoder(tokenizer, max_entries=2 * max_batch_size)
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:
         """The chat-template tokens of `messages` followed by the assistant generation prompt."""
-        return list(
-            self.policy.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=False
-            )
-        )
+        return self._prompt_encoder(messages)
 
     def generate(self, prompts: list[list[Message]], config: GenerationConfig) -> list[list[Completion]]:
         _check_config(config)
@@ -543,6 +541,73 @@ class _PrefixStore:
         while self._stored_bytes > self.max_bytes or len(self._entries) > self.max_entries:
             self._stored_bytes -= self._entries.pop(0)[2]
         self._table = None
+
+
+class _PromptEncoder:
+    """Chat-template token ids of prompts, encoding only the text an earlier prompt does not cover.
+
+    An episode's next prompt is its previous prompt plus the reply and a new observation. Tokenizers
+    split special tokens off before anything else, so the ids of a prompt's text up to a special token
+    do not depend on the text after it: a prompt extending a stored one reuses the stored ids up to
+    their last special token and encodes only the rest (from that token on, so its lstrip/rstrip apply
+    as in a whole encode). The first `CHECKS` reuses are compared with a whole encode; a tokenizer
+    that gives different ids is encoded whole from then on.
+    """
+
+    CHECKS = 8
+
+    def __init__(self, tokenizer, max_entries: int):
+        self.tokenizer = tokenizer
+        self.max_entries = max_entries
+        self._special_ids = {token: tokenizer.convert_tokens_to_ids(token) for token in tokenizer.all_special_tokens}
+        self._specials = re.compile("|".join(re.escape(token) for token in sorted(self._special_ids, key=len,
+                                                                                  reverse=True)))
+        # text -> (ids, characters up to the end of its last special token, ids up to it), oldest first
+        self._entries: dict[str, tuple[list[int], int, int]] = {}
+        self._checks_left = self.CHECKS
+        self.reusing = bool(self._special_ids)
+
+    def __call__(self, messages: list[Message]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = self._extended(text) if self.reusing else None
+        if ids is None or self._checks_left:
+            whole = list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                            return_dict=False))
+            if ids is not None:
+                self._checks_left -= 1
+                self.reusing = ids == whole
+            ids = whole
+        self._store(text, ids)
+        return ids
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _extended(self, text: str) -> list[int] | None:
+        stored = [prefix for prefix in self._entries if text.startswith(prefix)]
+        if not stored:
+            return None
+        ids, char_cut, token_cut = self._entries[max(stored, key=len)]
+        special = ids[token_cut - 1]
+        rest = self._encode(self.tokenizer.convert_ids_to_tokens(special) + text[char_cut:])
+        if not rest or rest[0] != special:
+            return None
+        return ids[:token_cut] + rest[1:]
+
+    def _store(self, text: str, ids: list[int]) -> None:
+        last = None
+        for last in self._specials.finditer(text):
+            pass
+        if last is None:
+            return
+        special = self._special_ids[last.group()]
+        token_cut = max((i for i, token in enumerate(ids) if token == special), default=-1) + 1
+        if not token_cut:
+            return
+        self._entries.pop(text, None)
+        self._entries[text] = (ids, last.end(), token_cut)
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
 
 
 def _weights_state(model) -> tuple:
