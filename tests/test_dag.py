@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from depo.labeling.labels import DEPO_DATASET_SCHEMA
 from depo.schema import TOKEN_COLUMNS, validate_frame
+from tests.conftest import run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +63,20 @@ def test_datasets_keep_the_shared_schemas(project):
     validate_frame(evaluation, "eval_trajectories")
     assert set(TOKEN_COLUMNS) <= set(evaluation.columns)
     assert set(evaluation["source"]) == STAGES and set(evaluation["split"]) == {"test"}
+
+
+def test_model_rollouts_run_the_chosen_policy_on_every_env(project, tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    run_kedro(copy, ["model_rollouts"])  # rollout_model: the newest base_model, evaluation's settings (test env)
+    rollouts = pl.read_parquet(newest(copy, "07_model_output/model_trajectories.parquet"))
+    validate_frame(rollouts, "model_trajectories")
+    assert set(TOKEN_COLUMNS) <= set(rollouts.columns) and set(rollouts["source"]) == {"model"}
+    assert set(rollouts["env"]) == {"babyai", "webshop", "math"} and set(rollouts["split"]) == {"test"}
+    # Greedy, same model and tasks: the evaluation's base rows, step for step.
+    base = pl.read_parquet(newest(copy, "07_model_output/base_eval_trajectories.parquet"))
+    columns = ["env", "task_id", "step", "observation", "thought", "action", "gen_tokens", "total_tokens"]
+    assert rollouts.select(columns).equals(base.select(columns))
 
 
 def test_evaluation_reports_every_env_and_stage(project):

@@ -39,6 +39,7 @@ def test_the_shipped_parameters_are_valid(base_params):
         ("evaluation.stages", ["bc", "sft"], "evaluation.stages"),
         ("labeling.thresholds.babyai.undesirable_reward_range", [0.95, 0.99], "labeling.thresholds"),
         ("tiny_model.num_heads", 3, "tiny_model"),
+        ("tiny_model.num_key_value_heads", 3, "num_key_value_heads"),
         ("preference_training.beta", 0.0, "beta"),
         ("preference_training.per_device_train_batch_size", 1, "per_device_train_batch_size"),
         ("bc.training.finetuning", "half", "finetuning"),

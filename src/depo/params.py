@@ -111,6 +111,7 @@ class TinyModelParams(Block):
     hidden_size: PositiveInt
     num_layers: PositiveInt
     num_heads: PositiveInt
+    num_key_value_heads: PositiveInt | None = None
     intermediate_size: PositiveInt
     max_position_embeddings: PositiveInt
     seed: int = 0
@@ -119,6 +120,9 @@ class TinyModelParams(Block):
     def _heads_divide(self):
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        if self.num_key_value_heads and self.num_heads % self.num_key_value_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must be divisible by num_key_value_heads "
+                             f"({self.num_key_value_heads})")
         return self
 
 
@@ -229,6 +233,25 @@ class EvaluationParams(Block):
     bootstrap_resamples: PositiveInt
     seed: int = 0
     _envs = field_validator("envs", "n_tasks")(_known_envs)
+
+
+class ModelRolloutsParams(Block):
+    envs: list[str]
+    n_tasks: dict[str, PositiveInt]
+    max_new_tokens: PositiveInt
+    history_turns: PositiveInt | None = None
+    batch_size: PositiveInt
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0)
+    seed: int = 0
+    _envs = field_validator("envs", "n_tasks")(_known_envs)
+
+    @model_validator(mode="after")
+    def _counts(self):
+        missing = [env for env in self.envs if env not in self.n_tasks]
+        if missing:
+            raise ValueError(f"n_tasks has no count for {missing}")
+        return self
 
 
 class BenchmarksParams(Block):
@@ -353,6 +376,7 @@ BLOCKS: dict[str, type[Block]] = {
     "labeling": LabelingParams,
     "bc": BCParams,
     "evaluation": EvaluationParams,
+    "model_rollouts": ModelRolloutsParams,
     "benchmarks": BenchmarksParams,
     "study_data_fraction": DataFractionStudyParams,
     "study_penalty": PenaltyStudyParams,

@@ -9,9 +9,10 @@ from kedro.pipeline import Pipeline
 
 import depo.pipelines
 
-# Run only when asked for by name: the benchmarks measure the other stages' speed; the studies
+# Run only when asked for by name: the benchmarks measure the other stages' speed; model_rollouts
+# runs one chosen policy (evaluation already rolls out every stage of the default run); the studies
 # (`study_*`) train and evaluate more models from a finished default run's outputs.
-ON_REQUEST = ("benchmarks",)
+ON_REQUEST = ("benchmarks", "model_rollouts")
 ON_REQUEST_PREFIX = "study_"
 
 

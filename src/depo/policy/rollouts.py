@@ -115,3 +115,37 @@ def _step(episode: _Episode, text: str, n_tokens: int, source: str, seed: int) -
     if result.done:
         finalize(episode.records, success=bool(result.info.get("success", False)))
     return result.done
+
+
+def rollout_test_tasks(
+    generator: Generator,
+    tasks: pl.DataFrame,
+    resources: dict,
+    envs: dict,
+    env_names: list[str],
+    n_tasks: dict[str, int],
+    source: str,
+    config: GenerationConfig,
+    history_turns: int | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """`rollout` on the first `n_tasks[env]` test tasks of each env in `env_names`, in one frame.
+
+    Agent envs take their tasks from a tasks catalog frame (`depo.envs.base.select_tasks`), math its
+    test problems from its suite; `resources` are the suites' data (`products`, `problems`) and `envs`
+    their settings blocks.
+    """
+    from depo.envs import build_suite
+    from depo.envs.base import select_tasks
+
+    frames = []
+    for name in env_names:
+        suite = build_suite(name, envs.get(name, {}), **resources)
+        if name == "math":
+            env_tasks = suite.make_tasks("test", n_tasks["math"], seed=seed)
+        else:
+            env_tasks = select_tasks(tasks, name, "test", n_tasks[name])
+        frames.append(rollout(generator, suite, env_tasks, source=source, config=config, history_turns=history_turns,
+                              batch_size=batch_size, seed=seed))
+    return pl.concat(frames, how="vertical")

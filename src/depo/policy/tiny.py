@@ -20,13 +20,20 @@ def build_tiny_model(
     hidden_size: int = 128,
     num_layers: int = 2,
     num_heads: int = 4,
+    num_key_value_heads: int | None = None,
     intermediate_size: int = 384,
     max_position_embeddings: int = 4096,
     seed: int = 0,
 ) -> LlamaForCausalLM:
-    """A randomly initialised causal LM whose vocabulary and special ids match `tokenizer`."""
+    """A randomly initialised causal LM whose vocabulary and special ids match `tokenizer`.
+
+    `num_key_value_heads` below `num_heads` is grouped-query attention, as in Llama 3 (None: one per head).
+    """
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads})")
+    num_key_value_heads = num_key_value_heads or num_heads
+    if num_heads % num_key_value_heads:
+        raise ValueError(f"num_heads ({num_heads}) must be divisible by num_key_value_heads ({num_key_value_heads})")
     if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError("tokenizer needs eos and pad tokens (use depo.policy.tokenizer.train_tokenizer)")
     config = LlamaConfig(
@@ -35,7 +42,7 @@ def build_tiny_model(
         intermediate_size=intermediate_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
+        num_key_value_heads=num_key_value_heads,
         max_position_embeddings=max_position_embeddings,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -5,13 +5,11 @@ from typing import Any
 
 import polars as pl
 
-from depo.envs import build_suite
-from depo.envs.base import select_tasks
 from depo.evaluation import agent_metrics, comparison_report, math_metrics
 from depo.evaluation.plots import plot_math_metrics, plot_stage_metrics
 from depo.policy.base import GenerationConfig, PolicyModel
 from depo.policy.local import LocalGenerator
-from depo.policy.rollouts import rollout
+from depo.policy.rollouts import rollout_test_tasks
 from depo.schema import TOKEN_COLUMNS, TRAJECTORY_SCHEMA
 from depo.tracking import log_metrics
 
@@ -35,20 +33,11 @@ def evaluate_stage(
     if stage not in evaluation["stages"]:
         return pl.DataFrame(schema=EMPTY_EVALUATION)
     generator = LocalGenerator(model, max_batch_size=evaluation["batch_size"], name=stage)
-    config = GenerationConfig(max_new_tokens=evaluation["max_new_tokens"], do_sample=False)
-    frames = []
-    for name in evaluation["envs"]:
-        suite = build_suite(name, envs.get(name, {}), products=webshop_products, problems=math_problems)
-        if name == "math":
-            env_tasks = suite.make_tasks("test", evaluation["n_tasks"]["math"], seed=evaluation["seed"])
-        else:
-            env_tasks = select_tasks(tasks, name, "test", evaluation["n_tasks"][name])
-        frames.append(
-            rollout(generator, suite, env_tasks, source=stage, config=config,
-                    history_turns=evaluation["history_turns"], batch_size=evaluation["batch_size"],
-                    seed=evaluation["seed"])
-        )
-    return pl.concat(frames, how="vertical")
+    return rollout_test_tasks(
+        generator, tasks, {"products": webshop_products, "problems": math_problems}, envs, evaluation["envs"],
+        evaluation["n_tasks"], source=stage, config=GenerationConfig(max_new_tokens=evaluation["max_new_tokens"]),
+        history_turns=evaluation["history_turns"], batch_size=evaluation["batch_size"], seed=evaluation["seed"],
+    )
 
 
 def summarize_evaluation(evaluation: dict[str, Any], *stage_trajectories: pl.DataFrame):
