@@ -17,7 +17,6 @@ masks every pad and copies its growing cache every step.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -123,6 +122,7 @@ class LocalGenerator:
         # (up to rounding where rows computed it in separate forwards): a decode step reads one copy.
         shared = int(_common_prefix_lengths(_id_table([torch.tensor(ids) for ids in rows]), rows[0],
                                             lengths[0] - 1).min())
+        forward = None  # the last decode step's
         with _ragged_attention_on(model):
             logits = self._prefill(cache, rows)
             for step in range(config.max_new_tokens):
@@ -141,7 +141,9 @@ class LocalGenerator:
                     # A finished row only stops being attended: nothing in the cache moves.
                     active = [active[index] for index in kept]
                     next_ids = next_ids[torch.tensor(kept, device=next_ids.device)]
-                forward = _Forward.decode(active, lengths, shared, model.device)
+                    forward = None
+                # The same rows as the last step: each one position further, in the same blocks.
+                forward = _Forward.decode(active, lengths, shared, model.device) if forward is None else forward.advanced()
                 logits = self._forward(cache, forward, next_ids[:, None], forward.positions[:, None], 1)[:, -1]
                 for row in active:
                     lengths[row] += 1
@@ -297,6 +299,18 @@ class _Forward:
             positions=torch.tensor([lengths[row] for row in rows], device=device),
             blocks=blocks,
             shared=(rows[0], shared if len(rows) > 1 else 0),
+        )
+
+
+    def advanced(self) -> _Forward:
+        """This decode step's rows and blocks one position further (every row grew by one token)."""
+        return _Forward(
+            rows=self.rows,
+            positions=self.positions + 1,
+            blocks=[block._replace(length=block.length + 1, padded_from=block.padded_from + 1)
+                    for block in self.blocks],
+            shared=self.shared,
+            write_index=None if self.write_index is None else self.write_index + 1,
         )
 
 
@@ -497,8 +511,8 @@ class _PrefixStore:
     def __init__(self, max_bytes: int, max_entries: int):
         self.max_bytes = max_bytes
         self.max_entries = max_entries
-        # (token ids, per-layer keys and values, bytes), oldest first
-        self._entries: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], int]] = []
+        # (token ids, per-layer keys and values, bytes, the ids as a list), oldest first
+        self._entries: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], int, list[int]]] = []
         self._stored_bytes = 0
         self._weights_state: tuple | None = None
         self._table: torch.Tensor | None = None  # `_id_table` of the entries, rebuilt after a change
@@ -529,14 +543,16 @@ class _PrefixStore:
         entry_bytes = sum(t.numel() * t.element_size() for pair in states for t in pair)
         if entry_bytes > self.max_bytes:
             return
-        entry_ids = torch.tensor(ids, dtype=torch.long)
-        # A stored prefix of the new sequence is redundant: the new entry covers it.
+        # A stored prefix of the new sequence is redundant: the new entry covers it. (Comparing the
+        # last token first rules out almost every other episode's entry without a full comparison.)
         self._entries = [
             entry
             for entry in self._entries
-            if not (len(entry[0]) <= len(ids) and torch.equal(entry[0], entry_ids[: len(entry[0])]))
+            if not (len(entry[3]) <= len(ids) and entry[3][-1] == ids[len(entry[3]) - 1]
+                    and entry[3] == ids[: len(entry[3])])
         ]
-        self._entries.append((entry_ids, [(keys.clone(), values.clone()) for keys, values in states], entry_bytes))
+        self._entries.append((torch.tensor(ids, dtype=torch.long),
+                              [(keys.clone(), values.clone()) for keys, values in states], entry_bytes, list(ids)))
         self._stored_bytes = sum(entry[2] for entry in self._entries)
         while self._stored_bytes > self.max_bytes or len(self._entries) > self.max_entries:
             self._stored_bytes -= self._entries.pop(0)[2]
@@ -560,8 +576,6 @@ class _PromptEncoder:
         self.tokenizer = tokenizer
         self.max_entries = max_entries
         self._special_ids = {token: tokenizer.convert_tokens_to_ids(token) for token in tokenizer.all_special_tokens}
-        self._specials = re.compile("|".join(re.escape(token) for token in sorted(self._special_ids, key=len,
-                                                                                  reverse=True)))
         # text -> (ids, characters up to the end of its last special token, ids up to it), oldest first
         self._entries: dict[str, tuple[list[int], int, int]] = {}
         self._checks_left = self.CHECKS
@@ -595,17 +609,14 @@ class _PromptEncoder:
         return ids[:token_cut] + rest[1:]
 
     def _store(self, text: str, ids: list[int]) -> None:
-        last = None
-        for last in self._specials.finditer(text):
-            pass
-        if last is None:
+        # The special token that ends last in the text (the longest one where several end together).
+        char_cut, token = max(((text.rfind(token) + len(token), token) for token in self._special_ids
+                               if token in text), default=(0, None), key=lambda found: (found[0], len(found[1])))
+        if token is None or self._special_ids[token] not in ids:
             return
-        special = self._special_ids[last.group()]
-        token_cut = max((i for i, token in enumerate(ids) if token == special), default=-1) + 1
-        if not token_cut:
-            return
+        token_cut = len(ids) - ids[::-1].index(self._special_ids[token])
         self._entries.pop(text, None)
-        self._entries[text] = (ids, last.end(), token_cut)
+        self._entries[text] = (ids, char_cut, token_cut)
         while len(self._entries) > self.max_entries:
             del self._entries[next(iter(self._entries))]
 
