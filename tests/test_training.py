@@ -13,6 +13,7 @@ from peft import PeftModel
 from transformers.trainer_utils import get_last_checkpoint
 
 from depo.labeling.labels import DEPO_DATASET_SCHEMA
+from depo.policy.attention import attention_implementation
 from depo.policy.base import PolicyModel
 from depo.policy.lora import add_lora, adapter_disabled
 from depo.policy.tiny import build_tiny_model
@@ -28,6 +29,7 @@ from depo.training.data import (
     tokenize_conversation,
     tokenize_frame,
 )
+from depo.training.attention import PACKED_ATTENTION
 from depo.training.depo import check_label_balance, paired_logps
 
 SYSTEM_PROMPT = "You walk a grid. Answer with a Thought and an Action."
@@ -328,15 +330,20 @@ def test_packed_rows_score_each_sequence_as_if_alone(tokenizer, mixed_frame, tmp
     system_prompt = len(render_ids(tokenizer, mixed_frame["messages"][0][:1]))
     assert shared_prefix_length(batch["input_ids"], batch["segment_ids"]) >= system_prompt
     model.train()
-    matched, mismatched = paired_logps(model, batch)
+    lora_parameters = [p for name, p in model.named_parameters() if "lora_" in name]
+    if checkpointing:  # backward would recompute the layers with the model's own attention
+        with pytest.raises(RuntimeError, match="PACKED_ATTENTION"):
+            paired_logps(model, batch)
+    with attention_implementation(model, PACKED_ATTENTION):  # as DEPOTrainer.train holds it
+        matched, mismatched = paired_logps(model, batch)
+        packed_grad = torch.autograd.grad(matched.sum(), lora_parameters, retain_graph=True)
 
+    # each sequence alone, with the model's own attention implementation
     expected_matched = unpacked_logps(model, planned, "", tokenizer.pad_token_id)
     # sums of ~100 log-probs: equal up to fp32 rounding
     torch.testing.assert_close(matched, expected_matched, atol=1e-5, rtol=1e-6)
     torch.testing.assert_close(mismatched, unpacked_logps(model, planned, "kl_", tokenizer.pad_token_id), atol=1e-5,
                                rtol=1e-6)
-    lora_parameters = [p for name, p in model.named_parameters() if "lora_" in name]
-    packed_grad = torch.autograd.grad(matched.sum(), lora_parameters)
     alone_grad = torch.autograd.grad(expected_matched.sum(), lora_parameters)
     for packed, separate in zip(packed_grad, alone_grad):
         torch.testing.assert_close(packed, separate, atol=1e-5, rtol=1e-4)

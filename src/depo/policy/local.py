@@ -18,7 +18,6 @@ masks every pad and copies its growing cache every step.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -26,6 +25,7 @@ import torch
 from transformers import AttentionInterface
 
 from depo.agent.prompting import Message
+from depo.policy.attention import attention_implementation
 from depo.policy.base import Completion, GenerationConfig, PolicyModel
 from depo.policy.tokenizer import END
 from depo.policy.tokens import generated_length
@@ -123,7 +123,7 @@ class LocalGenerator:
         shared = int(_common_prefix_lengths(_id_table([torch.tensor(ids) for ids in rows]), rows[0],
                                             lengths[0] - 1).min())
         forward = None  # the last decode step's
-        with _ragged_attention_on(model):
+        with attention_implementation(model, RAGGED_ATTENTION):
             logits = self._prefill(cache, rows)
             for step in range(config.max_new_tokens):
                 next_ids = _next_tokens(logits, config, rng)
@@ -451,22 +451,6 @@ def _decode_attention(queries: torch.Tensor, key: torch.Tensor, value: torch.Ten
 
 
 AttentionInterface.register(RAGGED_ATTENTION, _ragged_attention)
-
-
-@contextmanager
-def _ragged_attention_on(model) -> Iterator[None]:
-    """`model` attends with `_ragged_attention` inside the block (a transformers model reads its
-    attention implementation from its config at every call); the previous setting is restored."""
-    configs = {id(config): config for config in (getattr(module, "config", None) for module in model.modules())
-               if hasattr(config, "_attn_implementation")}
-    previous = {key: config._attn_implementation for key, config in configs.items()}
-    try:
-        for config in configs.values():
-            config._attn_implementation = RAGGED_ATTENTION
-        yield
-    finally:
-        for key, config in configs.items():
-            config._attn_implementation = previous[key]
 
 
 def _id_table(sequences: list[torch.Tensor]) -> torch.Tensor:

@@ -17,8 +17,9 @@ of the batches changes (`BatchBlockSampler`). Batch contents never change, so DE
 pairs, and the reference log-probs computed for them once before training, stay valid every epoch.
 
 A DEPO batch packs each row's matched and mismatched sequences, which share the prompt, into one
-sequence (prompt | completion | partner's completion) with an attention mask that keeps the two
-completions apart (`DEPOCollator`): the prompt (system prompt and first observation) runs once, not twice.
+sequence (prompt | completion | partner's completion), attended so that the two completions never see
+each other (`DEPOCollator`, `depo.training.attention`): the prompt (system prompt and first observation)
+runs once, not twice.
 """
 from __future__ import annotations
 
@@ -250,7 +251,8 @@ def pack_with_mismatched_completion(row: dict[str, Any]) -> dict[str, list[int]]
     and the token each position is scored on for the matched (`labels`) and the KL (`kl_labels`) sequence.
 
     The KL completion's positions restart after the prompt, and its first token is scored at the last prompt
-    position, so with `shared_prompt_attention_mask` every scored token sees exactly its own sequence.
+    position, so with `depo.training.attention.packed_pair_attention` every scored token sees exactly its own
+    sequence.
     """
     prompt_length = row["prompt_length"]
     ids, mask = row["input_ids"], row["assistant_mask"]
@@ -271,15 +273,6 @@ def pack_with_mismatched_completion(row: dict[str, Any]) -> dict[str, list[int]]
     }
 
 
-def shared_prompt_attention_mask(segment_ids: torch.Tensor) -> torch.Tensor:
-    """(rows, 1, length, length), True where a position may attend to another: causally, and only to the
-    prompt or its own segment, so the completion and the KL completion never see each other."""
-    index = torch.arange(segment_ids.shape[1], device=segment_ids.device)
-    causal = index[None, :] <= index[:, None]
-    keys = segment_ids[:, None, :]
-    return (causal & ((keys == PROMPT) | (keys == segment_ids[:, :, None])))[:, None]
-
-
 def shared_prefix_length(input_ids: torch.Tensor, segment_ids: torch.Tensor) -> int:
     """How many leading tokens all packed rows have in common (the environment's system prompt), stopping
     before the last token of the shortest prompt: that one scores the first completion token of its row."""
@@ -294,8 +287,8 @@ class DEPOCollator:
 
     x_i y_i and x_i y_{i−1} share the prompt x_i (a long system prompt and the first observation), so each
     row is packed as x_i | y_i | y_{i−1} (`pack_with_mismatched_completion`) and the prompt goes through the
-    model once instead of twice. `attention_mask` marks the real tokens; the model's own mask is built from
-    `segment_ids` (`shared_prompt_attention_mask`).
+    model once instead of twice. `attention_mask` marks the real tokens; `segment_ids` tell the attention
+    (`depo.training.attention.packed_pair_attention`) where each part of a row lies.
     """
 
     pad_token_id: int

@@ -27,18 +27,22 @@ from accelerate.utils import extract_model_from_parallel, gather_object
 from peft import PeftModel
 from transformers import DynamicCache, Trainer, set_seed
 
+from depo.policy.attention import attention_implementation
 from depo.policy.base import PolicyModel
 from depo.policy.lora import add_lora, adapter_disabled
 from depo.training.bc import pad_token_id
 from depo.training.config import DEPOConfig
+from depo.training.attention import PACKED_ATTENTION, PackedPairs
 from depo.training.data import (
+    COMPLETION,
+    KL_COMPLETION,
+    PROMPT,
     BatchBlockSampler,
     DEPOCollator,
     add_mismatched_pairs,
     plan_batches,
     select_data_fraction,
     shared_prefix_length,
-    shared_prompt_attention_mask,
     tokenize_frame,
 )
 from depo.training.losses import depo_loss, efficiency_bonus, labelled_logps
@@ -68,11 +72,14 @@ def check_label_balance(labels: list[bool], desirable_weight: float, undesirable
 
 def paired_logps(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed assistant-token log-probs of the matched and of the mismatched (KL) sequence of every row of
-    a `DEPOCollator` batch, from one pass over the packed rows.
+    a `DEPOCollator` batch, from one pass over the packed rows (each row's two sequences attended apart by
+    `depo.training.attention.packed_pair_attention`).
 
     The tokens every row starts with (the environment's system prompt, `shared_prefix_length`) run once,
     for one row; their keys and values serve all rows, and gradients flow back through them. Under
-    gradient checkpointing the layers drop a cache, so there each row runs its whole prefix.
+    gradient checkpointing the layers drop a cache, so there each row runs its whole prefix, and since
+    backward recomputes the layers, the caller keeps the model in `PACKED_ATTENTION` through backward
+    (`DEPOTrainer.train` does).
     """
     unwrapped = extract_model_from_parallel(model)
     config = unwrapped.config
@@ -81,37 +88,38 @@ def paired_logps(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, t
     if window is not None and input_ids.shape[1] > window:
         raise ValueError(
             f"packed DEPO rows of {input_ids.shape[1]} tokens exceed the model's sliding attention window ({window}), "
-            "which their custom attention mask does not apply: lower max_length"
+            "which the packed attention does not apply: lower max_length"
         )
     checkpointing = model.training and torch.is_grad_enabled() and any(
         getattr(module, "gradient_checkpointing", False) for module in unwrapped.modules())
+    if checkpointing and config._attn_implementation != PACKED_ATTENTION:
+        raise RuntimeError(
+            "under gradient checkpointing backward recomputes the layers with the attention set at that time: run "
+            "forward and backward inside attention_implementation(model, PACKED_ATTENTION), as DEPOTrainer.train does"
+        )
     prefix = 0 if checkpointing else shared_prefix_length(input_ids, batch["segment_ids"])
     cache = None
     if prefix:
         cache = DynamicCache(config=config)
-        model(input_ids=input_ids[:1, :prefix], position_ids=position_ids[:1, :prefix], cache=cache, use_cache=True,
-              logits_to_keep=torch.zeros(1, prefix, dtype=torch.bool, device=input_ids.device))
+        with attention_implementation(model, PACKED_ATTENTION):  # one row, all prompt: plain causal attention
+            model(input_ids=input_ids[:1, :prefix], position_ids=position_ids[:1, :prefix], cache=cache,
+                  use_cache=True, logits_to_keep=torch.zeros(1, prefix, dtype=torch.bool, device=input_ids.device),
+                  packed_pairs=PackedPairs([prefix], [0], [0]))
         if cache.get_seq_length() != prefix:
             raise RuntimeError(f"{type(unwrapped).__name__} did not fill the key/value cache passed as `cache`: "
                                "DEPO needs a transformers causal LM that takes it")
         cache.batch_repeat_interleave(input_ids.shape[0])
-    allowed = shared_prompt_attention_mask(batch["segment_ids"])[:, :, prefix:]
-    implementation = config._attn_implementation
-    if implementation == "sdpa":
-        attention_mask = allowed
-    elif implementation == "eager":  # an additive mask
-        attention_mask = torch.zeros(allowed.shape, dtype=unwrapped.dtype, device=allowed.device).masked_fill(
-            ~allowed, torch.finfo(unwrapped.dtype).min)
-    else:
-        raise ValueError(
-            f"DEPO packs each prompt with two completions under a custom attention mask, which the "
-            f"{implementation!r} attention implementation does not take: load the model with "
-            "attn_implementation='sdpa' (or 'eager')"
+    pairs = PackedPairs.from_segments(batch["segment_ids"][:, prefix:], PROMPT, COMPLETION, KL_COMPLETION)
+    with attention_implementation(model, PACKED_ATTENTION):
+        matched, mismatched = labelled_logps(
+            model, input_ids[:, prefix:], None, [batch["labels"][:, prefix:], batch["kl_labels"][:, prefix:]],
+            position_ids=position_ids[:, prefix:], cache=cache, packed_pairs=pairs,
         )
-    matched, mismatched = labelled_logps(
-        model, input_ids[:, prefix:], attention_mask, [batch["labels"][:, prefix:], batch["kl_labels"][:, prefix:]],
-        position_ids=position_ids[:, prefix:], cache=cache,
-    )
+    if not pairs.attention_calls:
+        raise RuntimeError(
+            f"{type(unwrapped).__name__} does not run its attention through transformers' attention interface, "
+            "which DEPO's packed rows need"
+        )
     return matched, mismatched
 
 
@@ -155,6 +163,11 @@ class DEPOTrainer(Trainer):
         )
         self.train_dataset = self._with_reference_logps(self.train_dataset)
         self._metrics: dict[str, list[float]] = defaultdict(list)
+
+    def train(self, *args, **kwargs):
+        # backward too must see the packed attention: under gradient checkpointing it recomputes the layers
+        with attention_implementation(self.model, PACKED_ATTENTION):
+            return super().train(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset=None):
         return BatchBlockSampler(len(self.train_dataset), self.args.per_device_train_batch_size, self.args.seed)

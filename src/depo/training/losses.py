@@ -162,10 +162,10 @@ def next_token_labels(input_ids: torch.Tensor, loss_mask: torch.Tensor) -> torch
 
 
 def labelled_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: Sequence[torch.Tensor],
-                   position_ids: torch.Tensor | None = None, cache=None) -> list[torch.Tensor]:
+                   position_ids: torch.Tensor | None = None, cache=None, **model_kwargs) -> list[torch.Tensor]:
     """For each tensor of `labels` (one label per position, IGNORE_INDEX where unscored), per row the sum of
     log p(label | what that position sees), from one forward pass (fp32 softmax); `cache` holds the keys
-    and values of tokens before `input_ids`, if any.
+    and values of tokens before `input_ids`, if any; `model_kwargs` go to the model (its attention function).
 
     The LM head and softmax run only at labelled positions (`logits_to_keep`): over a whole sequence they
     would cost as much as the rest of a small model and hold a (rows × length × vocab) tensor, while only
@@ -175,7 +175,7 @@ def labelled_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     keep = torch.stack(scored).any(0)
     cached = {} if cache is None else {"cache": cache}
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
-                   logits_to_keep=keep, **cached).logits
+                   logits_to_keep=keep, **cached, **model_kwargs).logits
     n_kept = int(keep.sum())
     if logits.dim() != 2 or logits.shape[0] != n_kept:
         raise TypeError(
