@@ -30,6 +30,7 @@ from depo.training.data import (
     tokenize_frame,
 )
 from depo.training.attention import PACKED_ATTENTION
+from depo.training.bc import BCTrainer
 from depo.training.depo import check_label_balance, paired_logps
 
 SYSTEM_PROMPT = "You walk a grid. Answer with a Thought and an Action."
@@ -153,6 +154,24 @@ def test_bc_lowers_the_sft_loss(tokenizer, mixed_frame, tmp_path):
     assert after < before - 0.5
     losses = [entry["loss"] for entry in outcome.log_history if "loss" in entry]
     assert losses[-1] < losses[0]
+
+
+def test_bc_loss_needs_no_padding_mask_on_right_padded_rows(tokenizer, mixed_frame, tmp_path):
+    """BCTrainer drops the padding mask: on right-padded rows of different lengths the loss is the masked one."""
+    rows, _ = tokenize_frame(mixed_frame, tokenizer, max_length=None)
+    batch = SFTCollator(tokenizer.pad_token_id)(rows[:4])
+    assert (batch["attention_mask"] == 0).any()  # some rows are padded
+    torch.manual_seed(0)
+    model = tiny_model(tokenizer).eval()
+    trainer = BCTrainer(model, BCConfig(output_dir=str(tmp_path), **QUIET), rows, tokenizer)
+    with torch.no_grad():
+        masked = model(**batch).loss
+        seen = []
+        hook = model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(set(kwargs)), with_kwargs=True)
+        unmasked = trainer.compute_loss(model, batch)
+        hook.remove()
+    assert "attention_mask" not in seen[0]
+    torch.testing.assert_close(unmasked, masked, atol=1e-6, rtol=1e-6)
 
 
 def test_depo_raises_desirable_rewards(tokenizer, mixed_frame, tmp_path):
