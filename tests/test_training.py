@@ -330,11 +330,15 @@ def test_resumed_run_matches_an_uninterrupted_one(tokenizer, mixed_frame, tmp_pa
         torch.testing.assert_close(value, expected[name], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("per_row_from", [0, 10**6], ids=["row_by_row", "one_masked_call"])
 @pytest.mark.parametrize(("attention", "checkpointing"), [("sdpa", False), ("eager", False), ("sdpa", True)])
-def test_packed_rows_score_each_sequence_as_if_alone(tokenizer, mixed_frame, tmp_path, attention, checkpointing):
+def test_packed_rows_score_each_sequence_as_if_alone(tokenizer, mixed_frame, tmp_path, attention, checkpointing,
+                                                     per_row_from, monkeypatch):
     """prompt | completion | partner completion in one row, the system prompt shared by the whole batch, gives
     the log-probs of the two sequences run separately, with the same gradient on the matched one; multi-turn
-    rows, so completions hold observations too. Gradient checkpointing runs without the shared prefix."""
+    rows, so completions hold observations too. Gradient checkpointing runs without the shared prefix. Both
+    attention strategies (two causal attentions per row, one masked call) are checked."""
+    monkeypatch.setattr("depo.training.depo.PER_ROW_ATTENTION_FROM", per_row_from)
     rows, _ = tokenize_frame(mixed_frame, tokenizer, None, columns=("label", "steps", "avg_tokens_per_step"))
     torch.manual_seed(0)
     base = tiny_model(tokenizer)

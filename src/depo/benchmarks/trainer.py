@@ -9,8 +9,9 @@ precision; the benchmark reports the difference alongside the speed. TRL is an o
 Where the difference comes from (profiled): both spend their time in the model's matmuls and
 attention. TRL runs every prompt twice per step (a no-grad KL pass and the matched pass) and twice in
 its reference pass; DEPO runs the system prompt, which every row shares, once per batch and each row's
-prompt once for both of its completions (`depo.training.depo.paired_logps`). Both compute logits only
-at scored positions.
+prompt once for both of its completions (`depo.training.depo.paired_logps`), attending the two
+completions as two causal attentions rather than under one mask. Both compute logits only at scored
+positions.
 """
 from __future__ import annotations
 

@@ -273,6 +273,15 @@ def pack_with_mismatched_completion(row: dict[str, Any]) -> dict[str, list[int]]
     }
 
 
+def shared_prompt_attention_mask(segment_ids: torch.Tensor) -> torch.Tensor:
+    """(rows, 1, length, length), True where a position may attend to another: causally, and only to the
+    prompt or its own segment, so the completion and the KL completion never see each other."""
+    index = torch.arange(segment_ids.shape[1], device=segment_ids.device)
+    causal = index[None, :] <= index[:, None]
+    keys = segment_ids[:, None, :]
+    return (causal & ((keys == PROMPT) | (keys == segment_ids[:, :, None])))[:, None]
+
+
 def shared_prefix_length(input_ids: torch.Tensor, segment_ids: torch.Tensor) -> int:
     """How many leading tokens all packed rows have in common (the environment's system prompt), stopping
     before the last token of the shortest prompt: that one scores the first completion token of its row."""
