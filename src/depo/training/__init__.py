@@ -3,7 +3,7 @@
 - `config`: `BCConfig`, `DEPOConfig` (TrainingArguments subclasses, TRL style)
 - `losses`: the DEPO objective (`depo_loss`, `efficiency_bonus`, `sequence_logps`)
 - `data`: tokenisation with assistant masks, the length-bucketed batch plan, mismatched pairs, collators
-- `attention`: the packed rows' attention (two causal attentions per row, no mask)
+- `attention`: the packed rows' attention (two causal attentions per row; one masked call for short rows)
 - `bc`: `BCTrainer`, `train_bc`;  `depo`: `DEPOTrainer`, `train_depo`
 - `run`: `TrainingOutcome` and checkpoint resuming
 """

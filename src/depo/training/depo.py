@@ -30,9 +30,9 @@ from transformers import DynamicCache, Trainer, set_seed
 from depo.policy.attention import attention_implementation
 from depo.policy.base import PolicyModel
 from depo.policy.lora import add_lora, adapter_disabled
+from depo.training.attention import PACKED_ATTENTION, PackedPairs
 from depo.training.bc import pad_token_id
 from depo.training.config import DEPOConfig
-from depo.training.attention import PACKED_ATTENTION, PackedPairs
 from depo.training.data import (
     COMPLETION,
     KL_COMPLETION,
@@ -104,21 +104,21 @@ def paired_logps(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, t
             "forward and backward inside attention_implementation(model, PACKED_ATTENTION), as DEPOTrainer.train does"
         )
     prefix = 0 if checkpointing else shared_prefix_length(input_ids, batch["segment_ids"])
-    cache = None
-    if prefix:
-        cache = DynamicCache(config=config)
-        with attention_implementation(model, PACKED_ATTENTION):  # one row, all prompt: plain causal attention
-            model(input_ids=input_ids[:1, :prefix], position_ids=position_ids[:1, :prefix], cache=cache,
-                  use_cache=True, logits_to_keep=torch.zeros(1, prefix, dtype=torch.bool, device=input_ids.device),
-                  packed_pairs=PackedPairs([prefix], [0], [0]))
-        if cache.get_seq_length() != prefix:
-            raise RuntimeError(f"{type(unwrapped).__name__} did not fill the key/value cache passed as `cache`: "
-                               "DEPO needs a transformers causal LM that takes it")
-        cache.batch_repeat_interleave(input_ids.shape[0])
     pairs = PackedPairs.from_segments(batch["segment_ids"][:, prefix:], PROMPT, COMPLETION, KL_COMPLETION)
     if input_ids.shape[1] - prefix < PER_ROW_ATTENTION_FROM:
         pairs.mask = shared_prompt_attention_mask(batch["segment_ids"])[:, :, prefix:]
+    cache = None
     with attention_implementation(model, PACKED_ATTENTION):
+        if prefix:
+            cache = DynamicCache(config=config)
+            # one row that is all prompt: a plain causal attention
+            model(input_ids=input_ids[:1, :prefix], position_ids=position_ids[:1, :prefix], cache=cache,
+                  use_cache=True, logits_to_keep=torch.zeros(1, prefix, dtype=torch.bool, device=input_ids.device),
+                  packed_pairs=PackedPairs([prefix], [0], [0]))
+            if cache.get_seq_length() != prefix:
+                raise RuntimeError(f"{type(unwrapped).__name__} did not fill the key/value cache passed as `cache`: "
+                                   "DEPO needs a transformers causal LM that takes it")
+            cache.batch_repeat_interleave(input_ids.shape[0])
         matched, mismatched = labelled_logps(
             model, input_ids[:, prefix:], None, [batch["labels"][:, prefix:], batch["kl_labels"][:, prefix:]],
             position_ids=position_ids[:, prefix:], cache=cache, packed_pairs=pairs,
